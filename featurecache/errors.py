@@ -1,0 +1,163 @@
+"""The one exception tree of featurecache.
+
+Every error says what went wrong, where, and what to do about it, carries its data as
+attributes, and also subclasses the matching built-in so callers can catch either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class FeatureCacheError(Exception):
+    """Base of every error raised by featurecache."""
+
+
+class ConfigError(FeatureCacheError, ValueError):
+    """A setting (argument, environment variable or pyproject entry) is invalid."""
+
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{setting}: {problem}. {fix}")
+
+
+class MissingDependencyError(FeatureCacheError, ImportError):
+    """An optional dependency is needed for what was asked."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(
+            f"{purpose} needs the '{package}' package: install featurecache[{extra}] "
+            f"(pip install 'featurecache[{extra}]')"
+        )
+
+
+class UnsupportedInputError(FeatureCacheError, TypeError):
+    """A feature argument has a type whose content cannot be fingerprinted."""
+
+    def __init__(
+        self, argument: str, type_name: str, supported: Sequence[str], hint: str = ""
+    ) -> None:
+        self.argument = argument
+        self.type_name = type_name
+        self.supported = tuple(supported)
+        message = (
+            f"argument {argument!r} has type {type_name}, which featurecache cannot fingerprint. "
+            f"Supported: {', '.join(self.supported)}."
+        )
+        if hint:
+            message += f" {hint}"
+        super().__init__(message)
+
+
+class UnsupportedOutputError(FeatureCacheError, TypeError):
+    """A feature function returned something featurecache cannot store."""
+
+    def __init__(self, feature: str, type_name: str, supported: Sequence[str]) -> None:
+        self.feature = feature
+        self.type_name = type_name
+        self.supported = tuple(supported)
+        super().__init__(
+            f"feature {feature!r} returned {type_name}, which featurecache cannot store; nothing "
+            f"was cached. Return one of: {', '.join(self.supported)}."
+        )
+
+
+class CodeIdentityError(FeatureCacheError, TypeError):
+    """strict=True: something the feature's code refers to cannot be hashed reliably."""
+
+    def __init__(self, feature: str, problems: Sequence[str]) -> None:
+        self.feature = feature
+        self.problems = tuple(problems)
+        super().__init__(
+            f"feature {feature!r} (strict=True) refers to what featurecache cannot follow: "
+            + "; ".join(self.problems)
+            + ". Add the values to depends_on=[...], leave them out with ignore=[...], "
+            "or drop strict=True."
+        )
+
+
+class CatalogError(FeatureCacheError, RuntimeError):
+    """The catalog database could not be used."""
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog schema is older or newer than this version of featurecache understands."""
+
+    def __init__(self, url: str, found: str | None, expected: str, fix: str) -> None:
+        self.url = url
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            f"catalog {url} is at schema revision {found or 'none'}, this featurecache "
+            f"expects {expected}. {fix}"
+        )
+
+
+class ArtifactNotFoundError(FeatureCacheError, LookupError):
+    """An artifact (or a reference to one) does not exist."""
+
+    def __init__(self, ref: str, where: str = "") -> None:
+        self.ref = ref
+        self.where = where
+        suffix = f" in {where}" if where else ""
+        super().__init__(f"no artifact matches {ref!r}{suffix}; list them with: featurecache ls")
+
+
+class AmbiguousReferenceError(FeatureCacheError, LookupError):
+    """A short artifact id prefix matches more than one artifact."""
+
+    def __init__(self, ref: str, candidates: Sequence[str]) -> None:
+        self.ref = ref
+        self.candidates = tuple(candidates)
+        shown = ", ".join(c[:12] for c in self.candidates[:5])
+        super().__init__(
+            f"{ref!r} matches {len(self.candidates)} artifacts ({shown}…); give more characters"
+        )
+
+
+class ArtifactCorruptError(FeatureCacheError, ValueError):
+    """A stored artifact does not match what the catalog recorded for it."""
+
+    def __init__(self, artifact_id: str, reason: str) -> None:
+        self.artifact_id = artifact_id
+        self.reason = reason
+        super().__init__(f"artifact {artifact_id} is corrupt: {reason}")
+
+
+class StoreError(FeatureCacheError, OSError):
+    """The artifact store could not complete an operation."""
+
+
+class StoreCapabilityError(StoreError):
+    """The artifact store lacks a capability that shared mode needs (e.g. conditional create)."""
+
+
+class LeaseLostError(FeatureCacheError, RuntimeError):
+    """This process no longer owns the lease for a key it was computing; it must not publish."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(
+            f"lost the lease on key {key_id[:12]} while computing it (could not renew it in time); "
+            "the result was not published. Raise FEATURECACHE_LEASE_SECONDS if computations "
+            "stall the heartbeat."
+        )
+
+
+class WaitTimeoutError(FeatureCacheError, TimeoutError):
+    """Waiting for another process to finish computing a key took longer than allowed."""
+
+    def __init__(self, feature: str, key_id: str, seconds: float, owner: str) -> None:
+        self.feature = feature
+        self.key_id = key_id
+        self.seconds = seconds
+        self.owner = owner
+        super().__init__(
+            f"waited {seconds:.0f}s for {owner} to compute {feature} (key {key_id[:12]}); "
+            "raise FEATURECACHE_WAIT_TIMEOUT or call with wait=False to compute here"
+        )

@@ -1,0 +1,185 @@
+"""The one hash primitive (xxh3-128) and the canonical, domain-tagged structure encoder.
+
+Every digest in featurecache is xxh3-128 rendered as 32 lowercase hex characters. Structured
+values (keys, code identities, parameters) are hashed through ``canonical_encode``: a
+type-tagged, length-prefixed byte encoding that does not depend on ``repr``, on pickling, on
+dict insertion order or on ``PYTHONHASHSEED``. Composite hashes are built from smaller ones
+(a Merkle structure): ``hash_struct(["call", feature, code_digest, inputs_digest])``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import math
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import xxhash
+
+HASH_ALGO = "xxh3_128"
+DIGEST_HEX_LEN = 32
+
+# Bump when anything that feeds a key changes meaning. Part of every key.
+KEY_SCHEME_VERSION = "1"
+
+
+def new_hasher() -> xxhash.xxh3_128:
+    """A streaming xxh3-128 hasher (feed it with ``update``; read ``hexdigest()``)."""
+    return xxhash.xxh3_128()
+
+
+def digest_bytes(data: bytes | bytearray | memoryview) -> str:
+    """xxh3-128 of a buffer, as 32 hex characters."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def hash_file_bytes(path: str, chunk_size: int = 1 << 24) -> str:
+    """xxh3-128 of a file's bytes, read in chunks."""
+    hasher = new_hasher()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class UnencodableValueError(TypeError):
+    """``canonical_encode`` met a value it has no canonical encoding for."""
+
+    def __init__(self, value: object, path: str) -> None:
+        self.value_type = type(value)
+        self.path = path
+        super().__init__(
+            f"no canonical encoding for {type(value).__module__}.{type(value).__qualname__} "
+            f"at {path or 'top level'}"
+        )
+
+
+SUPPORTED_VALUE_TYPES = (
+    "None",
+    "bool",
+    "int",
+    "float",
+    "str",
+    "bytes",
+    "datetime.date",
+    "datetime.datetime",
+    "datetime.time",
+    "datetime.timedelta",
+    "decimal.Decimal",
+    "enum.Enum",
+    "list",
+    "tuple",
+    "dict",
+    "set",
+    "frozenset",
+)
+
+_Encoder = Callable[[Any, str, bytearray], None]
+
+
+def _len_prefixed(tag: bytes, payload: bytes, out: bytearray) -> None:
+    out += tag
+    out += struct.pack("<Q", len(payload))
+    out += payload
+
+
+def _encode_float(value: float) -> bytes:
+    if math.isnan(value):
+        return b"nan"  # every NaN is the same value for caching purposes
+    if value == 0.0:
+        return b"0" if math.copysign(1.0, value) > 0 else b"-0"
+    return value.hex().encode()
+
+
+def canonical_encode(value: object, path: str = "") -> bytes:
+    """Encode ``value`` to bytes that identify it canonically.
+
+    Equal values give equal bytes across processes, platforms and hash seeds; values of
+    different types never collide (``1``, ``1.0``, ``True`` and ``"1"`` all differ). Raises
+    ``UnencodableValueError`` for anything else: never falls back to ``repr`` or pickle.
+    """
+    out = bytearray()
+    _encode(value, path, out)
+    return bytes(out)
+
+
+def _encode(value: object, path: str, out: bytearray) -> None:
+    # bool before int: bool is an int subclass.
+    if value is None:
+        out += b"N"
+    elif isinstance(value, bool):
+        out += b"T" if value else b"F"
+    elif isinstance(value, enum.Enum):
+        cls = type(value)
+        _len_prefixed(b"E", f"{cls.__module__}.{cls.__qualname__}.{value.name}".encode(), out)
+        _encode(value.value, f"{path}.value", out)
+    elif isinstance(value, int):
+        _len_prefixed(b"i", str(int(value)).encode(), out)
+    elif isinstance(value, float):
+        _len_prefixed(b"f", _encode_float(float(value)), out)
+    elif isinstance(value, str):
+        _len_prefixed(b"s", value.encode("utf-8", "surrogatepass"), out)
+    elif isinstance(value, bytes | bytearray | memoryview):
+        _len_prefixed(b"b", bytes(value), out)
+    elif isinstance(value, decimal.Decimal):
+        _len_prefixed(b"d", str(value).encode(), out)
+    elif isinstance(value, _dt.datetime):
+        # Naive and aware datetimes are different values; aware ones are compared in UTC.
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            text = "Z" + value.astimezone(_dt.UTC).replace(tzinfo=None).isoformat()
+        else:
+            text = "L" + value.isoformat()
+        _len_prefixed(b"t", text.encode(), out)
+    elif isinstance(value, _dt.date):
+        _len_prefixed(b"D", value.isoformat().encode(), out)
+    elif isinstance(value, _dt.time):
+        _len_prefixed(b"h", value.isoformat().encode(), out)
+    elif isinstance(value, _dt.timedelta):
+        _len_prefixed(
+            b"r", f"{value.days}:{value.seconds}:{value.microseconds}".encode(), out
+        )
+    elif isinstance(value, list | tuple):
+        _encode_sequence(b"L" if isinstance(value, list) else b"U", value, path, out)
+    elif isinstance(value, dict):
+        items = sorted(
+            (canonical_encode(k, f"{path}[key]"), canonical_encode(v, f"{path}[{k!r}]"))
+            for k, v in value.items()
+        )
+        out += b"M"
+        out += struct.pack("<Q", len(items))
+        for key_bytes, value_bytes in items:
+            out += key_bytes
+            out += value_bytes
+    elif isinstance(value, set | frozenset):
+        members = sorted(canonical_encode(v, f"{path}{{}}") for v in value)
+        out += b"S"
+        out += struct.pack("<Q", len(members))
+        for member in members:
+            out += member
+    else:
+        raise UnencodableValueError(value, path)
+
+
+def _encode_sequence(tag: bytes, items: Iterable[object], path: str, out: bytearray) -> None:
+    encoded = [canonical_encode(item, f"{path}[{i}]") for i, item in enumerate(items)]
+    out += tag
+    out += struct.pack("<Q", len(encoded))
+    for chunk in encoded:
+        out += chunk
+
+
+def hash_value(value: object) -> str:
+    """xxh3-128 of the canonical encoding of ``value``."""
+    return digest_bytes(canonical_encode(value))
+
+
+def hash_struct(parts: list[object] | tuple[object, ...]) -> str:
+    """Hash a domain-tagged structure: by convention ``parts[0]`` is a string tag naming the
+    kind of thing hashed (``"call"``, ``"code"``, ``"inputs"``…), so equal payloads of
+    different kinds never share a digest."""
+    if not parts or not isinstance(parts[0], str):
+        raise ValueError("hash_struct needs a list whose first item is a domain tag (a str)")
+    return hash_value(list(parts))

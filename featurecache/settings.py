@@ -1,0 +1,214 @@
+"""Frozen Settings, read once at the edge from explicit values, the environment, the nearest
+``pyproject.toml``'s ``[tool.featurecache]`` table, then defaults (in that order of precedence).
+
+The environment is injectable (``environ=``) so tests never mutate ``os.environ``; unknown
+``FEATURECACHE_*`` names are warned about, since a typo there silently changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from featurecache.errors import ConfigError
+
+ENV_PREFIX = "FEATURECACHE_"
+PARQUET_COMPRESSIONS = ("lz4", "zstd", "snappy", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that configures a cache. Build with ``load_settings``."""
+
+    catalog_url: str
+    store_url: str
+    project_root: Path
+    # Where host-local state lives (the file stat cache): never shared between machines.
+    state_dir: Path
+    # Parquet writing.
+    compression: str = "lz4"
+    compression_level: int | None = None
+    row_group_rows: int = 1_000_000
+    # Key building.
+    track_library_versions: bool = True
+    # Team mode: single-flight leases.
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    wait_timeout_seconds: float = 3600.0
+    # S3 stores that do not honour If-None-Match: refuse unless explicitly allowed.
+    allow_unconditional_store: bool = False
+    # Publish artifacts from a background thread (the catalog row still follows durability).
+    background_publish: bool = True
+    # MLflow lineage: on when a tracking URI is known.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "featurecache"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+# name in env / pyproject  ->  (Settings field, parser)
+def _parse_bool(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(name, f"{raw!r} is not a boolean", "Use true/false, 1/0, yes/no or on/off.")
+
+
+def _parse_float(name: str, raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a number", "Give a number of seconds.") from None
+    if value <= 0:
+        raise ConfigError(name, f"{raw!r} must be positive", "Give a number above zero.")
+    return value
+
+
+def _parse_int(name: str, raw: object) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a whole number", "Give a whole number.") from None
+    if value <= 0:
+        raise ConfigError(name, f"{raw!r} must be positive", "Give a number above zero.")
+    return value
+
+
+def _parse_compression(name: str, raw: object) -> str:
+    text = str(raw).strip().lower()
+    if text == "uncompressed":
+        text = "none"
+    if text not in PARQUET_COMPRESSIONS:
+        raise ConfigError(
+            name, f"{raw!r} is not a supported codec", f"Use one of {', '.join(PARQUET_COMPRESSIONS)}."
+        )
+    return text
+
+
+def _parse_str(name: str, raw: object) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError(name, "is empty", "Give a value or unset it.")
+    return text
+
+
+_KNOWN: dict[str, tuple[str, Any]] = {
+    "CATALOG": ("catalog_url", _parse_str),
+    "STORE": ("store_url", _parse_str),
+    "STATE_DIR": ("state_dir", _parse_str),
+    "COMPRESSION": ("compression", _parse_compression),
+    "COMPRESSION_LEVEL": ("compression_level", _parse_int),
+    "ROW_GROUP_ROWS": ("row_group_rows", _parse_int),
+    "TRACK_LIBRARY_VERSIONS": ("track_library_versions", _parse_bool),
+    "LEASE_SECONDS": ("lease_seconds", _parse_float),
+    "HEARTBEAT_SECONDS": ("heartbeat_seconds", _parse_float),
+    "WAIT_TIMEOUT": ("wait_timeout_seconds", _parse_float),
+    "ALLOW_UNCONDITIONAL_STORE": ("allow_unconditional_store", _parse_bool),
+    "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
+    "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
+}
+# Variables that belong to featurecache's tests or tooling, not to Settings.
+_IGNORED_ENV = {"FEATURECACHE_TEST_PG_URL", "FEATURECACHE_REQUIRE_SERVICES"}
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding ``pyproject.toml`` or ``.git``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def _read_pyproject(root: Path) -> dict[str, Any]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"is not valid TOML ({exc})", "Fix the file.") from None
+    table = data.get("tool", {}).get("featurecache", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} [tool.featurecache]", "is not a table", "Make it a table.")
+    return table
+
+
+def load_settings(
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Resolve settings: ``overrides`` > environment > ``[tool.featurecache]`` > defaults."""
+    env = os.environ if environ is None else environ
+    root = find_project_root(cwd or Path.cwd())
+    values: dict[str, Any] = {}
+
+    for key, raw in _read_pyproject(root).items():
+        name = key.upper().replace("-", "_")
+        if name not in _KNOWN:
+            warnings.warn(
+                f"unknown key {key!r} in [tool.featurecache] of {root / 'pyproject.toml'}; "
+                f"known keys: {', '.join(sorted(k.lower() for k in _KNOWN))}",
+                stacklevel=2,
+            )
+            continue
+        attr, parser = _KNOWN[name]
+        values[attr] = parser(f"[tool.featurecache] {key}", raw)
+
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _IGNORED_ENV:
+            continue
+        short = name[len(ENV_PREFIX) :]
+        if short not in _KNOWN:
+            warnings.warn(
+                f"unknown environment variable {name}; known: "
+                f"{', '.join(ENV_PREFIX + k for k in sorted(_KNOWN))}",
+                stacklevel=2,
+            )
+            continue
+        attr, parser = _KNOWN[short]
+        values[attr] = parser(name, raw)
+
+    if env.get("MLFLOW_TRACKING_URI"):
+        values["mlflow_tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+
+    known_fields = {f.name for f in fields(Settings)}
+    for attr, value in overrides.items():
+        if attr not in known_fields:
+            raise ConfigError(attr, "is not a featurecache setting", f"Use one of {sorted(known_fields)}.")
+        if value is not None:
+            values[attr] = value
+
+    cache_dir = root / ".featurecache"
+    store_url = str(values.pop("store_url", cache_dir / "artifacts"))
+    catalog_url = str(values.pop("catalog_url", f"sqlite:///{cache_dir / 'catalog.db'}"))
+    state_dir = Path(values.pop("state_dir", cache_dir / "state"))
+    if values.get("heartbeat_seconds", 10.0) >= values.get("lease_seconds", 60.0):
+        raise ConfigError(
+            "FEATURECACHE_HEARTBEAT_SECONDS",
+            "must be shorter than the lease",
+            "Set it to at most a third of FEATURECACHE_LEASE_SECONDS.",
+        )
+    return Settings(
+        catalog_url=catalog_url,
+        store_url=store_url,
+        project_root=root,
+        state_dir=state_dir,
+        **values,
+    )
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some fields changed."""
+    return replace(settings, **changes)

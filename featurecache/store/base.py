@@ -1,0 +1,99 @@
+"""The artifact store's interface: artifact id -> immutable Parquet bytes.
+
+A store knows nothing of keys, features or the catalog. It publishes a file under the
+artifact's id atomically and write-once, hands its bytes back, and lists what it holds so
+``verify`` can reconcile it with the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What a successful publish leaves in the store."""
+
+    artifact_id: str
+    uri: str
+    size_bytes: int
+    file_hash: str  # xxh3-128 of the file's bytes
+    created: bool  # False when the artifact was already there (a race lost, or a dedupe)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A file found while listing the store (an artifact, or a leftover temp file)."""
+
+    name: str  # store-relative name: "ab/cdef….parquet" or a temp file's name
+    artifact_id: str | None  # None for temp and foreign files
+    size_bytes: int
+    modified_at: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    """What polars/pyarrow need to scan an artifact lazily where it lies."""
+
+    path: str
+    storage_options: dict[str, str] | None = None
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    url: str
+
+    def uri(self, artifact_id: str) -> str:
+        """The artifact's URI (file:///… or s3://…), whether or not it exists."""
+        ...
+
+    def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
+        """Write-once publish. ``write(path)`` writes the Parquet file at a local temp path;
+        the store makes it durable and visible under the artifact id atomically. When the id
+        already exists, the temp file is discarded and the existing file is returned
+        (``created=False``). Raises ``StoreError`` when nothing could be published."""
+        ...
+
+    def read_bytes(self, artifact_id: str) -> memoryview:
+        """The artifact's bytes. Raises ``ArtifactNotFoundError`` when it is gone."""
+        ...
+
+    def local_path(self, artifact_id: str) -> Path | None:
+        """A local file path for the artifact when the store is a directory, else None."""
+        ...
+
+    def scan_target(self, artifact_id: str) -> ScanTarget:
+        ...
+
+    def exists(self, artifact_id: str) -> bool:
+        ...
+
+    def size(self, artifact_id: str) -> int | None:
+        """The stored file's size in bytes, None when absent."""
+        ...
+
+    def delete(self, artifact_id: str) -> bool:
+        """Remove the artifact; True when something was removed."""
+        ...
+
+    def quarantine(self, artifact_id: str, reason: str) -> None:
+        """Move a bad artifact aside (never served again, kept for inspection)."""
+        ...
+
+    def iter_artifacts(self) -> Iterator[StoredObject]:
+        ...
+
+    def iter_temp(self) -> Iterator[StoredObject]:
+        """Leftover temp files from interrupted publishes."""
+        ...
+
+    def remove_object(self, obj: StoredObject) -> None:
+        ...
+
+    def check_capabilities(self) -> None:
+        """Probe that write-once publishing is honoured; raise StoreCapabilityError if not."""
+        ...
