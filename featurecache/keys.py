@@ -1,0 +1,41 @@
+"""Building a cache key from a feature's code identity and its input fingerprints (pure).
+
+``key = H(["call", key_scheme, feature, code_digest, H(["inputs", [(arg, fingerprint)…]])])``:
+a Merkle structure of domain-tagged parts. Every component goes into the catalog so that
+``featurecache why`` can say what changed between two keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from featurecache.fingerprint.types import CodeIdentity, InputFingerprint
+from featurecache.hashing import KEY_SCHEME_VERSION, hash_struct
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    key_id: str
+    inputs_digest: str
+    components: dict[str, Any]
+
+
+def inputs_digest(inputs: Mapping[str, InputFingerprint]) -> str:
+    """Order-independent (sorted by argument name) digest of the bound arguments."""
+    return hash_struct(["inputs", [[name, inputs[name].fingerprint] for name in sorted(inputs)]])
+
+
+def build_key(feature: str, code: CodeIdentity, inputs: Mapping[str, InputFingerprint]) -> CacheKey:
+    digest = inputs_digest(inputs)
+    key_id = hash_struct(["call", KEY_SCHEME_VERSION, feature, code.digest, digest])
+    components: dict[str, Any] = {
+        "key_scheme": KEY_SCHEME_VERSION,
+        "feature": feature,
+        "code_digest": code.digest,
+        "code": code.components,
+        "inputs_digest": digest,
+        "inputs": {name: inputs[name].to_json() for name in sorted(inputs)},
+    }
+    return CacheKey(key_id=key_id, inputs_digest=digest, components=components)
