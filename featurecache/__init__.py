@@ -1,3 +1,65 @@
-"""featurecache: cache feature-engineering functions as immutable, content-addressed Parquet."""
+"""featurecache: cache feature-engineering functions as immutable, content-addressed Parquet.
+
+    from featurecache import cached_feature
+
+    @cached_feature
+    def sessions(clicks: pl.DataFrame, gap_minutes: int = 30) -> pl.DataFrame: ...
+
+Importing this package is cheap: polars, pyarrow, SQLAlchemy and every optional dependency
+are imported on first use, never here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from featurecache.decorator import FeatureCache, cached_feature, default_cache
+from featurecache.errors import (
+    AmbiguousReferenceError,
+    ArtifactCorruptError,
+    ArtifactNotFoundError,
+    CatalogError,
+    CatalogVersionError,
+    CodeIdentityError,
+    ConfigError,
+    FeatureCacheError,
+    MissingDependencyError,
+    StoreCapabilityError,
+    StoreError,
+    UnsupportedInputError,
+    UnsupportedOutputError,
+)
+
+if TYPE_CHECKING:
+    from featurecache.fingerprint.s3object import S3Path
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousReferenceError",
+    "ArtifactCorruptError",
+    "ArtifactNotFoundError",
+    "CatalogError",
+    "CatalogVersionError",
+    "CodeIdentityError",
+    "ConfigError",
+    "FeatureCache",
+    "FeatureCacheError",
+    "MissingDependencyError",
+    "S3Path",
+    "StoreCapabilityError",
+    "StoreError",
+    "UnsupportedInputError",
+    "UnsupportedOutputError",
+    "__version__",
+    "cached_feature",
+    "default_cache",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "S3Path":
+        from featurecache.fingerprint.s3object import S3Path
+
+        return S3Path
+    raise AttributeError(f"module 'featurecache' has no attribute {name!r}")

@@ -1,0 +1,396 @@
+"""Resolve, compute, publish: the cache engine composes catalog, store and fingerprints.
+
+Order of a miss: compute → fingerprint the output → publish the artifact (durable, write-once)
+→ commit the catalog row. Order of a hit: catalog row → artifact bytes, checked against the
+size and file hash the catalog recorded; a bad or missing artifact is quarantined, forgotten
+and recomputed, never served.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurecache.catalog.catalog import Catalog
+from featurecache.catalog.records import (
+    ArtifactRecord,
+    CodeVersionRecord,
+    EntryRecord,
+    Hit,
+    LineageEdge,
+    ReturnKind,
+)
+from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError, ConfigError
+from featurecache.fingerprint.files import FileFingerprinter
+from featurecache.fingerprint.types import InputFingerprint
+from featurecache.hashing import digest_bytes
+from featurecache.keys import CacheKey, build_key
+from featurecache.publisher import Publisher
+from featurecache.settings import Settings, load_settings
+from featurecache.store.base import ArtifactStore
+from featurecache.store.factory import open_store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from featurecache.decorator import Feature
+
+log = logging.getLogger("featurecache")
+
+
+@dataclass
+class SessionStats:
+    """What this process's calls did (the catalog keeps the durable history)."""
+
+    hits: int = 0
+    misses: int = 0
+    seconds_avoided: float = 0.0
+    compute_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, kind: str, compute_seconds: float) -> None:
+        with self._lock:
+            if kind == "hit":
+                self.hits += 1
+                self.seconds_avoided += compute_seconds
+            else:
+                self.misses += 1
+                self.compute_seconds += compute_seconds
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class CacheEngine:
+    """An opened cache. Thread-safe; one per ``FeatureCache``."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, store: ArtifactStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.files = FileFingerprinter(settings.state_dir)
+        self.publisher = Publisher(self)
+        self.owner = _owner_id()
+        self.session = SessionStats()
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        catalog: str | Catalog | None,
+        store: str | Path | ArtifactStore | None,
+        settings: Settings | None,
+        overrides: Mapping[str, Any],
+    ) -> CacheEngine:
+        extra: dict[str, Any] = dict(overrides)
+        if isinstance(catalog, str):
+            extra["catalog_url"] = catalog
+        if isinstance(store, str | Path):
+            extra["store_url"] = str(store)
+        if settings is None:
+            settings = load_settings(**extra)
+        elif extra:
+            from featurecache.settings import with_overrides
+
+            settings = with_overrides(settings, **extra)
+        opened_catalog = catalog if isinstance(catalog, Catalog) else Catalog.open(settings.catalog_url)
+        if store is None or isinstance(store, str | Path):
+            opened_store = open_store(settings.store_url, settings)
+        elif isinstance(store, ArtifactStore):
+            opened_store = store
+        else:
+            raise ConfigError("store", f"{type(store).__name__} is not a store", "Give a path, an s3:// URL or a store.")
+        return cls(settings, opened_catalog, opened_store)
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.catalog.close()
+
+    # -- the call -----------------------------------------------------------------------
+
+    def call(self, feature: Feature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        key, inputs = self.key_for(feature, args, kwargs)
+        self.publisher.wait_for(key.key_id)
+        hit = self.catalog.lookup(key.key_id)
+        if hit is not None:
+            value = self._load(hit, feature.lazy)
+            if value is not _MISSING:
+                self._record("hit", hit, time.perf_counter() - started)
+                return value
+        return self._miss(feature, key, inputs, args, kwargs, started)
+
+    def key_for(
+        self, feature: Feature, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CacheKey, dict[str, InputFingerprint]]:
+        from featurecache.fingerprint.inputs import fingerprint_input
+
+        bound = feature.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        inputs = {
+            name: fingerprint_input(name, value, files=self.files)
+            for name, value in bound.arguments.items()
+        }
+        code = feature.code_identity(self.settings.track_library_versions)
+        return build_key(feature.name, code, inputs), inputs
+
+    # -- hit ----------------------------------------------------------------------------
+
+    def _load(self, hit: Hit, lazy: bool) -> Any:
+        """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
+        from featurecache.artifact_io import read_artifact, scan_artifact
+        from featurecache.fingerprint.carry import remember
+
+        artifact = hit.artifact
+        kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
+        try:
+            if kind == "lazy":
+                size = self.store.size(artifact.artifact_id)
+                if size is None:
+                    raise ArtifactNotFoundError(artifact.artifact_id, self.store.url)
+                if size != artifact.size_bytes:
+                    raise ArtifactCorruptError(
+                        artifact.artifact_id, f"size {size} != recorded {artifact.size_bytes}"
+                    )
+                value: Any = scan_artifact(self.store.scan_target(artifact.artifact_id))
+            else:
+                data = self.store.read_bytes(artifact.artifact_id)
+                self._check_bytes(artifact, data)
+                value = read_artifact(data, kind)
+        except ArtifactNotFoundError:
+            log.warning("artifact %s is missing from %s: recomputing", artifact.artifact_id, self.store.url)
+            self.catalog.forget_artifact(artifact.artifact_id)
+            return _MISSING
+        except ArtifactCorruptError as exc:
+            log.warning("%s: quarantined, recomputing", exc)
+            self.store.quarantine(artifact.artifact_id, exc.reason)
+            self.catalog.forget_artifact(artifact.artifact_id)
+            return _MISSING
+        remember(value, artifact.artifact_id)
+        return value
+
+    @staticmethod
+    def _check_bytes(artifact: ArtifactRecord, data: memoryview) -> None:
+        if len(data) != artifact.size_bytes:
+            raise ArtifactCorruptError(
+                artifact.artifact_id, f"{len(data)} bytes, the catalog recorded {artifact.size_bytes}"
+            )
+        actual = digest_bytes(data)
+        if actual != artifact.file_hash:
+            raise ArtifactCorruptError(
+                artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
+            )
+
+    # -- miss ---------------------------------------------------------------------------
+
+    def _miss(
+        self,
+        feature: Feature,
+        key: CacheKey,
+        inputs: dict[str, InputFingerprint],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        started: float,
+    ) -> Any:
+        from featurecache.singleflight import LeaseKeeper, acquire_or_wait
+
+        while True:
+            outcome = acquire_or_wait(
+                self.catalog,
+                key.key_id,
+                self.owner,
+                lease_seconds=self.settings.lease_seconds,
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+                wait_timeout=self.settings.wait_timeout_seconds if feature.wait else 0.0,
+                poll=lambda: self.catalog.lookup(key.key_id),
+                feature=feature.name,
+            )
+            if isinstance(outcome, LeaseKeeper):
+                break
+            value = self._load(outcome, feature.lazy)
+            if value is not _MISSING:
+                self._record("hit", outcome, time.perf_counter() - started)
+                return value
+        return self._compute(feature, key, inputs, args, kwargs, started, outcome)
+
+    def _compute(
+        self,
+        feature: Feature,
+        key: CacheKey,
+        inputs: dict[str, InputFingerprint],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        started: float,
+        lease: Any,
+    ) -> Any:
+        from featurecache.artifact_io import to_arrow
+        from featurecache.fingerprint.arrow import fingerprint_table
+
+        try:
+            t0 = time.perf_counter()
+            out = feature.func(*args, **kwargs)  # exceptions reach the caller unchanged
+            compute_seconds = time.perf_counter() - t0
+            table, kind = to_arrow(out, feature.name)
+            artifact_id = fingerprint_table(table)
+        except BaseException:
+            lease.release()
+            raise
+        if feature.lazy:
+            kind = "lazy"
+        job = PublishJob(
+            feature=feature,
+            key=key,
+            inputs=inputs,
+            table=table,
+            kind=kind,
+            artifact_id=artifact_id,
+            compute_seconds=compute_seconds,
+            started=started,
+            lease=lease,
+        )
+        # A pandas frame is mutable and may share buffers with the Arrow table: publish it
+        # before handing the frame back. Immutable results may publish in the background.
+        background = self.settings.background_publish and kind in ("polars", "arrow")
+        if not background:
+            hit = self.publish(job)
+            return self._result(out, kind, hit, artifact_id)
+        self.publisher.submit(job)
+        from featurecache.fingerprint.carry import remember
+
+        remember(out, artifact_id)
+        return out
+
+    def publish(self, job: PublishJob) -> Hit:
+        """Store the artifact durably, then commit the catalog row. Returns the winning hit."""
+        from featurecache.artifact_io import describe_schema, write_parquet
+
+        try:
+            stored = self.store.publish(
+                job.artifact_id, lambda path: write_parquet(job.table, path, self.settings)
+            )
+            job.lease.check()  # an owner that lost its lease must not publish
+            now_code = job.feature.code_identity(self.settings.track_library_versions)
+            artifact = ArtifactRecord(
+                artifact_id=job.artifact_id,
+                uri=stored.uri,
+                rows=job.table.num_rows,
+                columns=job.table.num_columns,
+                schema=describe_schema(job.table),
+                size_bytes=stored.size_bytes,
+                file_hash=stored.file_hash,
+                compute_seconds=job.compute_seconds,
+            )
+            entry = EntryRecord(
+                key_id=job.key.key_id,
+                feature=job.feature.name,
+                code_digest=now_code.digest,
+                artifact_id=job.artifact_id,
+                return_kind=job.kind,
+                components=job.key.components,
+            )
+            lineage = [
+                LineageEdge(
+                    argument=name,
+                    fingerprint=fp.fingerprint,
+                    upstream_artifact_id=fp.upstream_artifact_id,
+                    source_uri=fp.source_uri,
+                )
+                for name, fp in job.inputs.items()
+                if fp.upstream_artifact_id or fp.source_uri
+            ]
+            code = CodeVersionRecord(
+                code_digest=now_code.digest,
+                feature=job.feature.name,
+                source=now_code.source,
+                components=now_code.components,
+            )
+            hit = self.catalog.publish(entry, artifact, lineage, code)
+            self.session.add("miss", job.compute_seconds)
+            self.catalog.record_event(
+                "miss",
+                key_id=job.key.key_id,
+                feature=job.feature.name,
+                artifact_id=hit.artifact.artifact_id,
+                duration_seconds=time.perf_counter() - job.started,
+                compute_seconds=job.compute_seconds,
+            )
+            return hit
+        finally:
+            job.lease.release()
+
+    def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
+        from featurecache.fingerprint.carry import remember
+
+        if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
+            # A lazy result is a scan of the artifact; a lost race returns the winner's value.
+            value = self._load(hit, kind == "lazy")
+            if value is not _MISSING:
+                return value
+        remember(out, hit.artifact.artifact_id)
+        return out
+
+    def _record(self, kind: str, hit: Hit, seconds: float) -> None:
+        self.session.add(kind, hit.artifact.compute_seconds)
+        self.catalog.record_event(
+            "hit" if kind == "hit" else "miss",
+            key_id=hit.entry.key_id,
+            feature=hit.entry.feature,
+            artifact_id=hit.artifact.artifact_id,
+            duration_seconds=seconds,
+            compute_seconds=hit.artifact.compute_seconds,
+        )
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+class PublishJob:
+    """Everything needed to publish one computed result."""
+
+    __slots__ = (
+        "artifact_id",
+        "compute_seconds",
+        "feature",
+        "inputs",
+        "key",
+        "kind",
+        "lease",
+        "started",
+        "table",
+    )
+
+    def __init__(
+        self,
+        *,
+        feature: Feature,
+        key: CacheKey,
+        inputs: dict[str, InputFingerprint],
+        table: pa.Table,
+        kind: ReturnKind,
+        artifact_id: str,
+        compute_seconds: float,
+        started: float,
+        lease: Any,
+    ) -> None:
+        self.feature = feature
+        self.key = key
+        self.inputs = inputs
+        self.table = table
+        self.kind: ReturnKind = kind
+        self.artifact_id = artifact_id
+        self.compute_seconds = compute_seconds
+        self.started = started
+        self.lease = lease

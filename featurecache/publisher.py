@@ -1,0 +1,76 @@
+"""Background publishing: a miss hands its (immutable) result back while the artifact is
+written, made durable and committed on one background thread.
+
+Invariants kept: the catalog row is committed only after the file is durable (the job runs the
+same ``CacheEngine.publish`` as a synchronous miss); a read of a key that is still being
+published waits for it; the process waits for every pending publish at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from featurecache.cache import CacheEngine, PublishJob
+
+log = logging.getLogger("featurecache")
+
+
+class Publisher:
+    def __init__(self, engine: CacheEngine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Any]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, job: PublishJob) -> None:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="featurecache-publish")
+                atexit.register(self.close)
+            future = self._executor.submit(self._run, job)
+            self._pending[job.key.key_id] = future
+        future.add_done_callback(lambda _f, key_id=job.key.key_id: self._done(key_id, _f))
+
+    def _run(self, job: PublishJob) -> None:
+        try:
+            self._engine.publish(job)
+        except Exception as exc:  # noqa: BLE001 - a failed background publish only costs a recompute
+            log.warning(
+                "featurecache: could not publish %s (key %s): %s; it will be recomputed next time",
+                job.feature.name,
+                job.key.key_id[:12],
+                exc,
+            )
+            raise
+
+    def _done(self, key_id: str, future: Future[Any]) -> None:
+        with self._lock:
+            if self._pending.get(key_id) is future:
+                del self._pending[key_id]
+
+    def wait_for(self, key_id: str) -> None:
+        """Block until a pending publish of ``key_id`` (if any) has finished."""
+        with self._lock:
+            future = self._pending.get(key_id)
+        if future is not None:
+            future.exception()  # waits; the failure was already logged
+
+    def flush(self) -> None:
+        """Block until every pending publish has finished."""
+        with self._lock:
+            futures = list(self._pending.values())
+        for future in futures:
+            future.exception()
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+            atexit.unregister(self.close)
