@@ -161,3 +161,39 @@ class WaitTimeoutError(FeatureCacheError, TimeoutError):
             f"waited {seconds:.0f}s for {owner} to compute {feature} (key {key_id[:12]}); "
             "raise FEATURECACHE_WAIT_TIMEOUT or call with wait=False to compute here"
         )
+
+
+class InputNotFoundError(FeatureCacheError, FileNotFoundError):
+    """A path argument (local file or s3:// object) names something that does not exist."""
+
+    def __init__(self, argument: str, location: str) -> None:
+        self.argument = argument
+        self.location = location
+        super().__init__(
+            f"argument {argument!r} names {location}, which does not exist; "
+            "check the path (and, for s3://, the bucket, credentials and AWS_ENDPOINT_URL)"
+        )
+
+
+class InvalidArtifactIdError(FeatureCacheError, ValueError):
+    """A string given as an artifact id is not 32 lowercase hex characters."""
+
+    def __init__(self, artifact_id: str) -> None:
+        self.artifact_id = artifact_id
+        super().__init__(
+            f"{artifact_id!r} is not an artifact id (32 lowercase hex characters); "
+            "resolve short ids with: featurecache show <prefix>"
+        )
+
+
+class InvalidS3UrlError(FeatureCacheError, ValueError):
+    """An s3:// URL is malformed (scheme, bucket name or key)."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.problem = problem
+        super().__init__(f"{url!r} is not a valid s3:// object URL: {problem}")
+
+
+class CodeIdentityWarning(UserWarning):
+    """Something a feature's code refers to cannot be hashed reliably (strict=False)."""

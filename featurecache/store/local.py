@@ -1,0 +1,379 @@
+"""The local-directory artifact store: content-addressed, sharded ``ab/cdef….parquet`` files,
+published write-once and crash-safe.
+
+Publication follows git's loose objects: the bytes go to a temp file in the destination
+directory, are fsynced and made read-only, then get their final name with ``link()``, which
+cannot overwrite (an existing artifact wins, the temp file is discarded); ``rename`` is the
+fallback only where hard links are unsupported. A process killed at any point leaves at most a
+``.tmp-*`` file, which ``iter_temp`` reports and ``remove_object`` deletes; a visible artifact is
+always complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import mmap
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from featurecache.errors import ArtifactNotFoundError, StoreError
+from featurecache.hashing import digest_bytes
+from featurecache.store.base import ScanTarget, StoredFile, StoredObject
+from featurecache.store.layout import (
+    ARTIFACT_SUFFIX,
+    QUARANTINE_DIR,
+    TEMP_PREFIX,
+    artifact_id_of_file,
+    artifact_id_of_name,
+    artifact_name,
+    is_shard,
+    quarantine_stem,
+)
+
+# errno values meaning "this file system has no hard links": fall back to rename.
+_NO_LINK_ERRNOS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+)
+# An existing artifact can vanish between "link failed: exists" and reading it (a concurrent
+# delete); like git, retry linking our own copy a few times before giving up.
+_VANISH_RETRIES = 3
+_READ_ONLY = 0o444
+
+
+class LocalStore:
+    """Artifacts as files under ``root``; safe for many processes on one file system."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _path(self, artifact_id: str) -> Path:
+        return self.root / artifact_name(artifact_id)
+
+    def uri(self, artifact_id: str) -> str:
+        return self._path(artifact_id).as_uri()
+
+    def local_path(self, artifact_id: str) -> Path | None:
+        return self._path(artifact_id)
+
+    def scan_target(self, artifact_id: str) -> ScanTarget:
+        return ScanTarget(str(self._path(artifact_id)))
+
+    # -- publish ----------------------------------------------------------------------------
+
+    def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
+        final = self._path(artifact_id)
+        # Content-addressed: an artifact already there is the answer, and skipping ``write``
+        # saves encoding the Parquet file for every dedupe.
+        existing = self._describe_existing(artifact_id, final)
+        if existing is not None:
+            return existing
+        shard = final.parent
+        tmp = self._new_temp(shard)
+        try:
+            write(tmp)  # the caller's errors propagate unchanged; the temp file goes below
+            try:
+                size, file_hash = _seal(tmp)
+                return self._put_in_place(artifact_id, tmp, final, size, file_hash)
+            except FileNotFoundError as exc:
+                if exc.filename is not None and Path(exc.filename) == tmp:
+                    raise StoreError(
+                        f"publishing {artifact_id}: the writer removed its temp file {tmp}"
+                    ) from exc
+                raise StoreError(f"publishing {artifact_id} in {self.root} failed: {exc}") from exc
+            except OSError as exc:
+                raise StoreError(f"publishing {artifact_id} in {self.root} failed: {exc}") from exc
+        finally:
+            # After a successful link the temp name is only a second name for the artifact.
+            _unlink_quietly(tmp)
+            _fsync_dir_quietly(shard)
+
+    def _new_temp(self, shard: Path) -> Path:
+        try:
+            self._make_dir(shard)
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARTIFACT_SUFFIX, dir=shard)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create a temp file in {shard} ({exc.strerror or exc}); check that the "
+                "artifact store directory is writable (FEATURECACHE_STORE)"
+            ) from exc
+        os.close(fd)
+        return Path(name)
+
+    def _make_dir(self, folder: Path) -> None:
+        if folder.is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            return
+        # The new directory entry must be durable before anything inside it is.
+        _fsync_dir_quietly(folder.parent)
+
+    def _put_in_place(
+        self, artifact_id: str, tmp: Path, final: Path, size: int, file_hash: str
+    ) -> StoredFile:
+        for _ in range(_VANISH_RETRIES):
+            if _link_no_replace(tmp, final):
+                return StoredFile(artifact_id, final.as_uri(), size, file_hash, created=True)
+            existing = self._describe_existing(artifact_id, final)
+            if existing is not None:
+                return existing
+        raise StoreError(
+            f"publishing {artifact_id}: {final} repeatedly vanished while being published "
+            "(is a garbage collection deleting it concurrently?)"
+        )
+
+    def _describe_existing(self, artifact_id: str, final: Path) -> StoredFile | None:
+        try:
+            fd = os.open(final, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read existing artifact {final}: {exc}") from exc
+        try:
+            size, file_hash = _hash_fd(fd)
+        finally:
+            os.close(fd)
+        return StoredFile(artifact_id, final.as_uri(), size, file_hash, created=False)
+
+    # -- read -------------------------------------------------------------------------------
+
+    def read_bytes(self, artifact_id: str) -> memoryview:
+        path = self._path(artifact_id)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(artifact_id, self.url) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read artifact {path}: {exc}") from exc
+        try:
+            if os.fstat(fd).st_size == 0:
+                return memoryview(b"")
+            # Zero-copy: the mapping outlives the descriptor and stays valid even if the file
+            # is unlinked meanwhile (artifacts are never modified in place).
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise StoreError(f"cannot map artifact {path}: {exc}") from exc
+        finally:
+            os.close(fd)
+        if hasattr(mmap, "MADV_WILLNEED"):
+            mapped.madvise(mmap.MADV_WILLNEED)  # callers read all of it: start readahead now
+        return memoryview(mapped)
+
+    def exists(self, artifact_id: str) -> bool:
+        return self._path(artifact_id).is_file()
+
+    def size(self, artifact_id: str) -> int | None:
+        try:
+            return self._path(artifact_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    # -- remove -----------------------------------------------------------------------------
+
+    def delete(self, artifact_id: str) -> bool:
+        path = self._path(artifact_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot delete artifact {path}: {exc}") from exc
+        _fsync_dir_quietly(path.parent)
+        return True
+
+    def quarantine(self, artifact_id: str, reason: str) -> None:
+        """Move the artifact to ``quarantine/<id>-<UTC time>.parquet`` beside a JSON sidecar
+        saying why. Quarantining an absent artifact does nothing (another process won)."""
+        source = self._path(artifact_id)
+        folder = self.root / QUARANTINE_DIR
+        stem = quarantine_stem(artifact_id)
+        target = folder / f"{stem}{ARTIFACT_SUFFIX}"
+        try:
+            size = source.stat().st_size
+            self._make_dir(folder)
+            os.rename(source, target)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot quarantine {source}: {exc}") from exc
+        _fsync_dir_quietly(source.parent)
+        sidecar = {
+            "artifact_id": artifact_id,
+            "reason": reason,
+            "quarantined_at": datetime.now(UTC).isoformat(),
+            "original_name": artifact_name(artifact_id),
+            "size_bytes": size,
+        }
+        _write_json_atomically(folder / f"{stem}.json", sidecar)
+
+    def remove_object(self, obj: StoredObject) -> None:
+        path = self._object_path(obj.name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot remove {path}: {exc}") from exc
+
+    def _object_path(self, name: str) -> Path:
+        # Only names this store hands out (artifacts and temp files) may be removed: a listing
+        # must never become a way to delete arbitrary files.
+        parts = PurePosixPath(name).parts
+        removable = artifact_id_of_name(name) is not None or (
+            0 < len(parts) <= 2
+            and parts[-1].startswith(TEMP_PREFIX)
+            and (len(parts) == 1 or is_shard(parts[0]) or parts[0] == QUARANTINE_DIR)
+        )
+        if not removable:
+            raise StoreError(f"refusing to remove {name!r}: not an artifact or temp file name")
+        return self.root.joinpath(*parts)
+
+    # -- list -------------------------------------------------------------------------------
+
+    def iter_artifacts(self) -> Iterator[StoredObject]:
+        for shard in self._shards():
+            for entry in _sorted_entries(self.root / shard):
+                artifact_id = artifact_id_of_file(shard, entry.name)
+                if artifact_id is not None:
+                    found = _describe(entry, f"{shard}/{entry.name}", artifact_id)
+                    if found is not None:
+                        yield found
+
+    def iter_temp(self) -> Iterator[StoredObject]:
+        """Temp files left by interrupted publishes (``modified_at`` gives their age)."""
+        folders = ["", *self._shards(), QUARANTINE_DIR]
+        for folder in folders:
+            for entry in _sorted_entries(self.root / folder if folder else self.root):
+                if entry.name.startswith(TEMP_PREFIX):
+                    name = f"{folder}/{entry.name}" if folder else entry.name
+                    found = _describe(entry, name, None)
+                    if found is not None:
+                        yield found
+
+    def _shards(self) -> list[str]:
+        return [entry.name for entry in _sorted_entries(self.root) if is_shard(entry.name)]
+
+    # -- capabilities -----------------------------------------------------------------------
+
+    def check_capabilities(self) -> None:
+        """Local directories honour ``link()``; check only that the root is writable."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}probe-", dir=self.root)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StoreError(
+                f"artifact store directory {self.root} is not writable "
+                f"({exc.strerror or exc}); fix its permissions or set FEATURECACHE_STORE "
+                "to a writable directory"
+            ) from exc
+
+
+# -- file helpers ---------------------------------------------------------------------------
+
+
+def _hash_fd(fd: int) -> tuple[int, str]:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0, digest_bytes(b"")
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+        return size, digest_bytes(view)
+
+
+def _seal(path: Path) -> tuple[int, str]:
+    """Hash the finished temp file (still in page cache), make it durable and read-only."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size, file_hash = _hash_fd(fd)
+        os.fsync(fd)
+        os.fchmod(fd, _READ_ONLY)
+    finally:
+        os.close(fd)
+    return size, file_hash
+
+
+def _link_no_replace(tmp: Path, final: Path) -> bool:
+    """Give ``tmp`` the name ``final`` unless it exists; True when this call created it."""
+    try:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise
+    # No hard links here: check-then-rename is racy, but both racers hold a complete file
+    # with the same logical content, so whichever lands is a valid artifact.
+    if final.exists():
+        return False
+    os.replace(tmp, final)
+    return True
+
+
+def _fsync_dir_quietly(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the file itself was synced
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write_json_atomically(path: Path, payload: dict[str, object]) -> None:
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        _unlink_quietly(Path(name))
+        raise
+    _fsync_dir_quietly(path.parent)
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _describe(entry: os.DirEntry[str], name: str, artifact_id: str | None) -> StoredObject | None:
+    try:
+        if not entry.is_file(follow_symlinks=False):
+            return None
+        stat = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None  # removed while listing
+    return StoredObject(
+        name=name,
+        artifact_id=artifact_id,
+        size_bytes=stat.st_size,
+        modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+    )
