@@ -173,8 +173,6 @@ class Feature:
         self.lazy = lazy
         self.wait = wait
         self.signature = inspect.signature(func)
-        self._code: CodeIdentity | None = None
-        self._code_lock = threading.Lock()
         functools.update_wrapper(self, func)
 
     @property
@@ -183,22 +181,20 @@ class Feature:
         return {"name": self.name, "version": self.version, "lazy": self.lazy}
 
     def code_identity(self, track_library_versions: bool = True) -> CodeIdentity:
-        """The function's transitive code identity, computed once per process."""
-        if self._code is None:
-            with self._code_lock:
-                if self._code is None:
-                    from featurecache.fingerprint.code import code_identity
+        """The function's transitive code identity. Called on every call: ``code_identity``
+        memoises per process but re-checks what it read (a helper redefined in a notebook, a
+        mutated module constant), so a cached identity is never stale."""
+        from featurecache.fingerprint.code import code_identity
 
-                    self._code = code_identity(
-                        self.func,
-                        version=self.version,
-                        options=self.options,
-                        depends_on=self.depends_on,
-                        ignore=self.ignore,
-                        strict=self.strict,
-                        track_library_versions=track_library_versions,
-                    )
-        return self._code
+        return code_identity(
+            self.func,
+            version=self.version,
+            options=self.options,
+            depends_on=self.depends_on,
+            ignore=self.ignore,
+            strict=self.strict,
+            track_library_versions=track_library_versions,
+        )
 
     @property
     def cache(self) -> FeatureCache:
