@@ -1,0 +1,128 @@
+"""Single-flight leases in the catalog: at most one owner computes a key at a time.
+
+A lease is a row (key_id, owner, expires_at) whose expiry is computed and judged by the
+database clock, never the client's. Every change is one conditional statement whose row
+count says whether it happened, so races are decided by the database:
+
+* acquire: ``INSERT … ON CONFLICT DO NOTHING``; if the row exists and has expired, take it
+  over with ``UPDATE … WHERE owner = :old_owner AND expires_at < now``. Of two waiters taking
+  over at once, PostgreSQL re-evaluates the second UPDATE's WHERE on the row the first one
+  wrote (owner changed: 0 rows), and SQLite runs them one after the other (BEGIN IMMEDIATE).
+* renew / release: ``… WHERE key_id = :key AND owner = :me``.
+
+A lease only saves work; correctness comes from publish-if-absent in the catalog. These
+functions take a connection already inside a (write) transaction; ``Catalog`` wraps them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CursorResult, delete, select, type_coerce, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import ColumnElement, Select
+
+from featurecache.catalog.clock import utc_now, utc_now_plus
+from featurecache.catalog.models import Lease
+from featurecache.catalog.records import LeaseRecord
+from featurecache.catalog.upsert import insert_if_absent
+
+
+def _is_expired() -> ColumnElement[bool]:
+    return type_coerce(Lease.expires_at < utc_now(), Boolean).label("expired")
+
+
+def _lease_select() -> Select[str, str, datetime, datetime, bool]:
+    return select(Lease.key_id, Lease.owner, Lease.expires_at, Lease.heartbeat_at, _is_expired())
+
+
+def _record(row: Row[str, str, datetime, datetime, bool]) -> LeaseRecord:
+    return LeaseRecord(
+        key_id=row.key_id,
+        owner=row.owner,
+        expires_at=row.expires_at,
+        heartbeat_at=row.heartbeat_at,
+        expired=bool(row.expired),
+    )
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def _insert_new(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
+    statement = insert_if_absent(conn, Lease, ["key_id"]).values(
+        key_id=key_id,
+        owner=owner,
+        acquired_at=utc_now(),
+        expires_at=utc_now_plus(seconds),
+        heartbeat_at=utc_now(),
+        epoch=1,
+    )
+    return _rowcount(conn.execute(statement)) == 1
+
+
+def try_acquire(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
+    """Take the lease on ``key_id`` for ``seconds`` if nobody holds it, its holder's lease
+    has expired, or ``owner`` already holds it (then it is extended). True if we hold it."""
+    if _insert_new(conn, key_id, owner, seconds):
+        return True
+    current = conn.execute(select(Lease.owner, _is_expired()).where(Lease.key_id == key_id)).first()
+    if current is None:
+        # Released between our INSERT and SELECT: the key is free again.
+        return _insert_new(conn, key_id, owner, seconds)
+    if current.owner == owner:
+        return renew(conn, key_id, owner, seconds)
+    if not current.expired:
+        return False
+    taken = conn.execute(
+        update(Lease)
+        .where(
+            Lease.key_id == key_id,
+            Lease.owner == current.owner,
+            Lease.expires_at < utc_now(),
+        )
+        .values(
+            owner=owner,
+            acquired_at=utc_now(),
+            expires_at=utc_now_plus(seconds),
+            heartbeat_at=utc_now(),
+            epoch=Lease.epoch + 1,
+        )
+    )
+    return _rowcount(taken) == 1
+
+
+def renew(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
+    """Extend ``owner``'s lease to now + ``seconds``; False if someone else holds it now or
+    it is gone (the owner must then stop: it may no longer publish)."""
+    result = conn.execute(
+        update(Lease)
+        .where(Lease.key_id == key_id, Lease.owner == owner)
+        .values(expires_at=utc_now_plus(seconds), heartbeat_at=utc_now())
+    )
+    return _rowcount(result) == 1
+
+
+def release(conn: Connection, key_id: str, owner: str) -> None:
+    """Give the lease up (a no-op if ``owner`` no longer holds it)."""
+    conn.execute(delete(Lease).where(Lease.key_id == key_id, Lease.owner == owner))
+
+
+def get(conn: Connection, key_id: str) -> LeaseRecord | None:
+    row = conn.execute(_lease_select().where(Lease.key_id == key_id)).first()
+    return None if row is None else _record(row)
+
+
+def expired(conn: Connection) -> list[LeaseRecord]:
+    """Leases whose expiry has passed by the database clock (crashed or stalled owners)."""
+    rows = conn.execute(
+        _lease_select().where(Lease.expires_at < utc_now()).order_by(Lease.expires_at)
+    )
+    return [_record(row) for row in rows]
+
+
+def delete_expired(conn: Connection) -> int:
+    """Delete every expired lease; returns how many."""
+    return _rowcount(conn.execute(delete(Lease).where(Lease.expires_at < utc_now())))

@@ -1,0 +1,287 @@
+"""Read queries of the catalog, and the conversion of rows into records.
+
+Every function takes a connection already inside a transaction (``Catalog`` opens it) and
+returns records from ``records.py`` (or the two small ones defined here), never ORM objects.
+Tombstoned artifacts (``deleted_at`` set) are invisible to every query here.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import ColumnElement, Select
+
+from featurecache.catalog.models import (
+    Artifact,
+    ArtifactInput,
+    CacheEntry,
+    FingerprintAlias,
+    RunUsageRow,
+    UsageEventRow,
+)
+from featurecache.catalog.records import (
+    ArtifactRecord,
+    EntryRecord,
+    EventKind,
+    Hit,
+    LineageEdge,
+    ReturnKind,
+)
+from featurecache.errors import AmbiguousReferenceError, ArtifactNotFoundError
+
+ArtifactSort = Literal["created", "used", "size"]
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One call of a feature, for ``Catalog.record_events``. ``at`` (aware) is when it
+    happened; None means "now" by the database clock."""
+
+    kind: EventKind
+    key_id: str
+    feature: str
+    artifact_id: str | None
+    duration_seconds: float
+    compute_seconds: float
+    run_id: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """An MLflow run that used an artifact."""
+
+    run_id: str
+    artifact_id: str
+    context: str
+    tracking_uri: str
+    at: datetime
+
+
+ENTRY_COLUMNS = (
+    CacheEntry.key_id,
+    CacheEntry.feature,
+    CacheEntry.code_digest,
+    CacheEntry.artifact_id,
+    CacheEntry.return_kind,
+    CacheEntry.components,
+    CacheEntry.created_at,
+)
+ARTIFACT_COLUMNS = (
+    Artifact.artifact_id,
+    Artifact.uri,
+    Artifact.rows,
+    Artifact.columns,
+    Artifact.schema,
+    Artifact.size_bytes,
+    Artifact.file_hash,
+    Artifact.compute_seconds,
+    Artifact.created_at,
+    Artifact.last_used_at,
+    Artifact.hits,
+    Artifact.pinned,
+)
+_LIVE = Artifact.deleted_at.is_(None)
+
+# The hot path of every cache hit: one primary-key probe joined to one primary-key probe.
+# Built once so SQLAlchemy's compiled-statement cache always hits.
+LOOKUP = (
+    select(*ENTRY_COLUMNS, *ARTIFACT_COLUMNS)
+    .join(Artifact, Artifact.artifact_id == CacheEntry.artifact_id)
+    .where(CacheEntry.key_id == bindparam("key_id"), _LIVE)
+)
+
+
+def entry_from_row(row: Row[Any] | tuple[Any, ...], offset: int = 0) -> EntryRecord:
+    return EntryRecord(
+        key_id=row[offset],
+        feature=row[offset + 1],
+        code_digest=row[offset + 2],
+        artifact_id=row[offset + 3],
+        return_kind=cast(ReturnKind, row[offset + 4]),
+        components=row[offset + 5],
+        created_at=row[offset + 6],
+    )
+
+
+def artifact_from_row(row: Row[Any] | tuple[Any, ...], offset: int = 0) -> ArtifactRecord:
+    return ArtifactRecord(
+        artifact_id=row[offset],
+        uri=row[offset + 1],
+        rows=row[offset + 2],
+        columns=row[offset + 3],
+        schema=row[offset + 4],
+        size_bytes=row[offset + 5],
+        file_hash=row[offset + 6],
+        compute_seconds=row[offset + 7],
+        created_at=row[offset + 8],
+        last_used_at=row[offset + 9],
+        hits=row[offset + 10],
+        pinned=bool(row[offset + 11]),
+    )
+
+
+def lookup(conn: Connection, key_id: str) -> Hit | None:
+    row = conn.execute(LOOKUP, {"key_id": key_id}).first()
+    if row is None:
+        return None
+    return Hit(entry_from_row(row), artifact_from_row(row, len(ENTRY_COLUMNS)))
+
+
+def get_artifact(conn: Connection, artifact_id: str) -> ArtifactRecord | None:
+    row = conn.execute(
+        select(*ARTIFACT_COLUMNS).where(Artifact.artifact_id == artifact_id, _LIVE)
+    ).first()
+    return None if row is None else artifact_from_row(row)
+
+
+def entries_for_artifact(conn: Connection, artifact_id: str) -> list[EntryRecord]:
+    rows = conn.execute(
+        select(*ENTRY_COLUMNS)
+        .where(CacheEntry.artifact_id == artifact_id)
+        .order_by(CacheEntry.created_at.desc(), CacheEntry.key_id)
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+def recent_entries(conn: Connection, feature: str, limit: int) -> list[EntryRecord]:
+    """The distinct keys of ``feature``'s most recent calls, newest first: by their latest
+    usage event, then (keys never used since published) by creation."""
+    last_used = func.max(UsageEventRow.at).label("last_used")
+    used = (
+        select(UsageEventRow.key_id, last_used)
+        .where(UsageEventRow.feature == feature)
+        .group_by(UsageEventRow.key_id)
+        .subquery()
+    )
+    by_use = conn.execute(
+        select(*ENTRY_COLUMNS)
+        .join(used, used.c.key_id == CacheEntry.key_id)
+        .where(CacheEntry.feature == feature)
+        .order_by(used.c.last_used.desc(), CacheEntry.key_id)
+        .limit(limit)
+    )
+    found = [entry_from_row(row) for row in by_use]
+    if len(found) < limit:
+        seen = {entry.key_id for entry in found}
+        by_creation = conn.execute(
+            select(*ENTRY_COLUMNS)
+            .where(CacheEntry.feature == feature)
+            .order_by(CacheEntry.created_at.desc(), CacheEntry.key_id)
+            .limit(limit + len(seen))
+        )
+        for row in by_creation:
+            if len(found) == limit:
+                break
+            if row[0] not in seen:
+                found.append(entry_from_row(row))
+    return found
+
+
+def _sorted_artifacts(sort: ArtifactSort) -> Select[Any]:
+    order: dict[str, ColumnElement[Any]] = {
+        "created": Artifact.created_at.desc(),
+        "used": Artifact.last_used_at.desc(),
+        "size": Artifact.size_bytes.desc(),
+    }
+    if sort not in order:
+        raise ValueError(f"sort must be one of {sorted(order)}, not {sort!r}")
+    return select(*ARTIFACT_COLUMNS).where(_LIVE).order_by(order[sort], Artifact.artifact_id)
+
+
+def list_artifacts(
+    conn: Connection, feature: str | None, sort: ArtifactSort
+) -> list[tuple[ArtifactRecord, list[str]]]:
+    """Live artifacts (of ``feature``'s entries, if given), each with the sorted names of
+    every feature whose entries point at it."""
+    query = _sorted_artifacts(sort)
+    pairs = select(CacheEntry.artifact_id, CacheEntry.feature).distinct()
+    if feature is not None:
+        of_feature = select(CacheEntry.artifact_id).where(CacheEntry.feature == feature)
+        query = query.where(Artifact.artifact_id.in_(of_feature))
+        pairs = pairs.where(CacheEntry.artifact_id.in_(of_feature))
+    features: dict[str, list[str]] = {}
+    for artifact_id, name in conn.execute(pairs):
+        features.setdefault(artifact_id, []).append(name)
+    return [
+        (artifact_from_row(row), sorted(features.get(row[0], []))) for row in conn.execute(query)
+    ]
+
+
+def resolve_ref(conn: Connection, ref: str) -> str:
+    """A git-style unique prefix of a live artifact id -> the full id."""
+    prefix = ref.strip().lower()
+    if not prefix or any(char not in string.hexdigits for char in prefix):
+        raise ArtifactNotFoundError(ref)
+    matches = list(
+        conn.scalars(
+            select(Artifact.artifact_id)
+            .where(Artifact.artifact_id.startswith(prefix), _LIVE)
+            .order_by(Artifact.artifact_id)
+            .limit(2)
+        )
+    )
+    if not matches:
+        raise ArtifactNotFoundError(ref)
+    if len(matches) == 1:
+        return matches[0]
+    every = conn.scalars(
+        select(Artifact.artifact_id)
+        .where(Artifact.artifact_id.startswith(prefix), _LIVE)
+        .order_by(Artifact.artifact_id)
+    )
+    raise AmbiguousReferenceError(ref, list(every))
+
+
+def lineage_of(conn: Connection, artifact_id: str) -> list[LineageEdge]:
+    rows = conn.execute(
+        select(
+            ArtifactInput.argument,
+            ArtifactInput.fingerprint,
+            ArtifactInput.upstream_artifact_id,
+            ArtifactInput.source_uri,
+        )
+        .where(ArtifactInput.artifact_id == artifact_id)
+        .order_by(ArtifactInput.argument)
+    )
+    return [LineageEdge(*row) for row in rows]
+
+
+def downstream_of(conn: Connection, artifact_id: str) -> list[str]:
+    """Artifacts computed from ``artifact_id`` (one level of lineage)."""
+    return list(
+        conn.scalars(
+            select(ArtifactInput.artifact_id)
+            .where(ArtifactInput.upstream_artifact_id == artifact_id)
+            .distinct()
+            .order_by(ArtifactInput.artifact_id)
+        )
+    )
+
+
+def runs_for_artifact(conn: Connection, artifact_id: str) -> list[RunUsage]:
+    rows = conn.execute(
+        select(
+            RunUsageRow.run_id,
+            RunUsageRow.artifact_id,
+            RunUsageRow.context,
+            RunUsageRow.tracking_uri,
+            RunUsageRow.at,
+        )
+        .where(RunUsageRow.artifact_id == artifact_id)
+        .order_by(RunUsageRow.at, RunUsageRow.run_id, RunUsageRow.context)
+    )
+    return [RunUsage(*row) for row in rows]
+
+
+def lookup_alias(conn: Connection, algo: str, value: str) -> str | None:
+    return conn.scalar(
+        select(FingerprintAlias.canonical).where(
+            FingerprintAlias.algo == algo, FingerprintAlias.value == value
+        )
+    )

@@ -1,0 +1,44 @@
+"""``INSERT … ON CONFLICT`` for both catalog dialects: publish-if-absent is the catalog's
+correctness mechanism (the first writer of a row wins, later ones change nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.dml import Insert
+
+from featurecache.catalog.models import Base
+
+
+def _insert(conn: Connection, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_if_absent(conn: Connection, table: type[Base], conflict: Sequence[str]) -> Insert:
+    """An INSERT that does nothing when a row with the same ``conflict`` key exists."""
+    return _insert(conn, table).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+def insert_or_update_where(
+    conn: Connection,
+    table: type[Base],
+    conflict: Sequence[str],
+    *,
+    update: Sequence[str],
+    where: ColumnElement[bool],
+    extra: Mapping[str, Any] | None = None,
+) -> Insert:
+    """An INSERT that, on conflict, overwrites ``update`` columns with the new values (plus
+    ``extra`` assignments) only where ``where`` holds for the existing row."""
+    statement = _insert(conn, table)
+    assignments: dict[str, Any] = {name: statement.excluded[name] for name in update}
+    assignments.update(extra or {})
+    return statement.on_conflict_do_update(
+        index_elements=list(conflict), set_=assignments, where=where
+    )

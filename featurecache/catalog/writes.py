@@ -1,0 +1,230 @@
+"""Write statements of the catalog: publish, usage events, forgetting, pins, run usages and
+fingerprint aliases. Each function runs inside the caller's write transaction.
+
+Publishing is insert-if-absent throughout: when two processes publish the same key, the
+first committed entry wins and the second gets the winner back, never its own result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import CursorResult, bindparam, delete, exists, insert, select, update
+from sqlalchemy.engine import Connection
+
+from featurecache.catalog.clock import utc_now
+from featurecache.catalog.models import (
+    Artifact,
+    ArtifactInput,
+    CacheEntry,
+    CodeVersion,
+    Feature,
+    FingerprintAlias,
+    RunUsageRow,
+    UsageEventRow,
+)
+from featurecache.catalog.queries import UsageEvent, lookup
+from featurecache.catalog.records import (
+    ArtifactRecord,
+    CodeVersionRecord,
+    EntryRecord,
+    Hit,
+    LineageEdge,
+)
+from featurecache.catalog.upsert import insert_if_absent, insert_or_update_where
+from featurecache.errors import ArtifactNotFoundError, CatalogError
+
+# What a republished artifact overwrites in its tombstoned row when it comes back.
+_REVIVED = ("uri", "rows", "columns", "schema", "size_bytes", "file_hash", "compute_seconds")
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def publish(
+    conn: Connection,
+    entry: EntryRecord,
+    artifact: ArtifactRecord,
+    lineage: Sequence[LineageEdge],
+    code: CodeVersionRecord,
+) -> Hit:
+    """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
+    the entry another process published first)."""
+    if entry.artifact_id != artifact.artifact_id:
+        raise ValueError(
+            f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
+        )
+    for name in sorted({entry.feature, code.feature}):
+        conn.execute(
+            insert_if_absent(conn, Feature, ["name"]).values(name=name, created_at=utc_now())
+        )
+    conn.execute(
+        insert_if_absent(conn, CodeVersion, ["code_digest"]).values(
+            code_digest=code.code_digest,
+            feature=code.feature,
+            source=code.source,
+            components=code.components,
+            created_at=utc_now(),
+        )
+    )
+    _publish_artifact(conn, artifact)
+    if lineage:
+        conn.execute(
+            insert_if_absent(conn, ArtifactInput, ["artifact_id", "argument"]),
+            [
+                {
+                    "artifact_id": artifact.artifact_id,
+                    "argument": edge.argument,
+                    "fingerprint": edge.fingerprint,
+                    "upstream_artifact_id": edge.upstream_artifact_id,
+                    "source_uri": edge.source_uri,
+                }
+                for edge in lineage
+            ],
+        )
+    # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
+    conn.execute(
+        delete(CacheEntry).where(
+            CacheEntry.key_id == entry.key_id,
+            exists().where(
+                Artifact.artifact_id == CacheEntry.artifact_id, Artifact.deleted_at.is_not(None)
+            ),
+        )
+    )
+    conn.execute(
+        insert_if_absent(conn, CacheEntry, ["key_id"]).values(
+            key_id=entry.key_id,
+            feature=entry.feature,
+            code_digest=entry.code_digest,
+            artifact_id=entry.artifact_id,
+            return_kind=entry.return_kind,
+            components=entry.components,
+            created_at=utc_now(),
+            last_used_at=utc_now(),
+            hits=0,
+        )
+    )
+    winner = lookup(conn, entry.key_id)
+    if winner is None:  # only a concurrent forget_artifact of the winner can do this
+        raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
+    return winner
+
+
+def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
+    """Insert the artifact row if absent; revive a tombstoned row with the new file's data."""
+    conn.execute(
+        insert_or_update_where(
+            conn,
+            Artifact,
+            ["artifact_id"],
+            update=_REVIVED,
+            where=Artifact.deleted_at.is_not(None),
+            extra={"deleted_at": None, "created_at": utc_now(), "last_used_at": utc_now()},
+        ).values(
+            artifact_id=artifact.artifact_id,
+            uri=artifact.uri,
+            rows=artifact.rows,
+            columns=artifact.columns,
+            schema=artifact.schema,
+            size_bytes=artifact.size_bytes,
+            file_hash=artifact.file_hash,
+            compute_seconds=artifact.compute_seconds,
+            created_at=utc_now(),
+            last_used_at=utc_now(),
+            hits=0,
+            pinned=artifact.pinned,
+            deleted_at=None,
+        )
+    )
+
+
+def record_events(conn: Connection, events: Sequence[UsageEvent]) -> None:
+    """Append usage events; a hit also bumps ``hits`` and ``last_used_at`` (database clock)
+    of its entry and artifact, once per key with the hits added up."""
+    if not events:
+        return
+    now = None
+    if any(event.at is None for event in events):
+        now = conn.scalar(select(utc_now()))
+    conn.execute(
+        insert(UsageEventRow),
+        [
+            {
+                "at": event.at or now,
+                "feature": event.feature,
+                "key_id": event.key_id,
+                "artifact_id": event.artifact_id,
+                "kind": event.kind,
+                "duration_seconds": event.duration_seconds,
+                "compute_seconds": event.compute_seconds,
+                "run_id": event.run_id,
+            }
+            for event in events
+        ],
+    )
+    hits = [event for event in events if event.kind == "hit"]
+    by_key = Counter(event.key_id for event in hits)
+    by_artifact = Counter(event.artifact_id for event in hits if event.artifact_id)
+    _bump(conn, CacheEntry, CacheEntry.key_id, by_key)
+    _bump(conn, Artifact, Artifact.artifact_id, by_artifact)
+
+
+def _bump(conn: Connection, model: Any, column: Any, counts: Counter[str]) -> None:
+    if not counts:
+        return
+    # Sorted: concurrent flushes touch rows in the same order, so they cannot deadlock.
+    conn.execute(
+        update(model)
+        .where(column == bindparam("row_id"))
+        .values(hits=model.hits + bindparam("n"), last_used_at=utc_now()),
+        [{"row_id": row_id, "n": n} for row_id, n in sorted(counts.items())],
+    )
+
+
+def forget_artifact(conn: Connection, artifact_id: str) -> None:
+    """The store lost or corrupted ``artifact_id``: drop the entries that point at it and
+    tombstone it, so that the next call of those keys recomputes."""
+    conn.execute(delete(CacheEntry).where(CacheEntry.artifact_id == artifact_id))
+    conn.execute(
+        update(Artifact)
+        .where(Artifact.artifact_id == artifact_id, Artifact.deleted_at.is_(None))
+        .values(deleted_at=utc_now())
+    )
+
+
+def set_pinned(conn: Connection, artifact_id: str, pinned: bool) -> None:
+    result = conn.execute(
+        update(Artifact)
+        .where(Artifact.artifact_id == artifact_id, Artifact.deleted_at.is_(None))
+        .values(pinned=pinned)
+    )
+    if _rowcount(result) == 0:
+        raise ArtifactNotFoundError(artifact_id)
+
+
+def record_run_usage(
+    conn: Connection, run_id: str, artifact_id: str, context: str, tracking_uri: str
+) -> None:
+    conn.execute(
+        insert_if_absent(conn, RunUsageRow, ["run_id", "artifact_id", "context"]).values(
+            run_id=run_id,
+            artifact_id=artifact_id,
+            context=context,
+            tracking_uri=tracking_uri,
+            at=utc_now(),
+        )
+    )
+
+
+def add_alias(conn: Connection, algo: str, value: str, canonical: str) -> None:
+    """Remember that ``algo:value`` names the content we fingerprint as ``canonical``.
+    The first alias recorded for a value stays (the same content cannot have two)."""
+    conn.execute(
+        insert_if_absent(conn, FingerprintAlias, ["algo", "value"]).values(
+            algo=algo, value=value, canonical=canonical, created_at=utc_now()
+        )
+    )

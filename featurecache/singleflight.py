@@ -1,0 +1,201 @@
+"""The single-flight protocol: concurrent callers of one key compute it once.
+
+The first caller takes the key's lease in the catalog and computes; the others poll for the
+published result with jittered exponential backoff. The owner renews its lease from a
+heartbeat thread; a crashed owner stops renewing, its lease expires (by the database clock)
+and one waiter takes over. An owner that cannot renew in time fences itself: ``check()``
+raises ``LeaseLostError`` so it does not publish (restic's self-fencing). Even a late publish
+would be harmless, since publishing is insert-if-absent: the lease only saves work.
+
+``acquire_or_wait`` is used by the cache layer::
+
+    got = acquire_or_wait(catalog, key_id, new_owner(), lease_seconds=60,
+                          heartbeat_seconds=10, wait_timeout=3600,
+                          poll=lambda: catalog.lookup(key_id))
+    if isinstance(got, Hit):
+        return load(got)
+    with got:                      # the lease is held and heartbeating
+        result = compute()
+        got.check()                # LeaseLostError if we lost it meanwhile
+        hit = catalog.publish(...)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol, Self
+
+from featurecache.catalog.records import Hit, LeaseRecord
+from featurecache.errors import FeatureCacheError, LeaseLostError, WaitTimeoutError
+
+log = logging.getLogger(__name__)
+
+FIRST_POLL_SECONDS = 0.02
+MAX_POLL_SECONDS = 1.0
+
+
+class LeaseCatalog(Protocol):
+    """What single-flight needs from the catalog (``Catalog`` provides it)."""
+
+    def try_acquire_lease(self, key_id: str, owner: str, seconds: float) -> bool: ...
+    def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool: ...
+    def release_lease(self, key_id: str, owner: str) -> None: ...
+    def get_lease(self, key_id: str) -> LeaseRecord | None: ...
+
+
+def new_owner() -> str:
+    """A lease owner id that says where the owner runs: ``hostname:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class LeaseKeeper:
+    """A held lease, renewed every ``heartbeat_seconds`` by a daemon thread until released.
+
+    The lease counts as lost when a renewal finds that someone else holds the key, or when
+    no renewal has succeeded for ``lease_seconds - 1.5 * heartbeat_seconds`` (the lease may
+    expire before the next heartbeat could save it): measured on this process's monotonic
+    clock, so a stuck heartbeat thread or an unreachable catalog also counts.
+    """
+
+    def __init__(
+        self,
+        catalog: LeaseCatalog,
+        key_id: str,
+        owner: str,
+        *,
+        lease_seconds: float,
+        heartbeat_seconds: float,
+    ) -> None:
+        if not 0 < heartbeat_seconds < lease_seconds:
+            raise ValueError("heartbeat_seconds must be positive and shorter than the lease")
+        self.catalog = catalog
+        self.key_id = key_id
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        # Renewal deadline, with room for one more heartbeat and a slow round trip.
+        self._margin = max(lease_seconds - 1.5 * heartbeat_seconds, heartbeat_seconds)
+        self._last_renewed = time.monotonic()  # the caller has just acquired it
+        self._taken = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._released = False
+
+    def start(self) -> Self:
+        """Start heartbeating (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._heartbeat, name=f"featurecache-lease-{self.key_id[:12]}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            try:
+                renewed = self.catalog.renew_lease(self.key_id, self.owner, self.lease_seconds)
+            except FeatureCacheError as error:
+                # The catalog is unreachable: keep trying until the deadline says lost.
+                log.warning("could not renew the lease on %s: %s", self.key_id[:12], error)
+                continue
+            if not renewed:
+                self._taken = True
+                log.warning("lost the lease on %s to another process", self.key_id[:12])
+                return
+            self._last_renewed = time.monotonic()
+
+    @property
+    def lost(self) -> bool:
+        """True once this process can no longer trust that it holds the lease."""
+        if self._released:
+            return True
+        return self._taken or time.monotonic() - self._last_renewed > self._margin
+
+    def check(self) -> None:
+        """Raise ``LeaseLostError`` unless the lease is still ours (call before publishing)."""
+        if self.lost:
+            raise LeaseLostError(self.key_id)
+
+    def release(self) -> None:
+        """Stop heartbeating and give the lease up (idempotent; never raises for a catalog
+        failure: the lease then simply expires)."""
+        if self._released:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._released = True
+        try:
+            self.catalog.release_lease(self.key_id, self.owner)
+        except FeatureCacheError as error:
+            log.warning("could not release the lease on %s: %s", self.key_id[:12], error)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def acquire_or_wait(
+    catalog: LeaseCatalog,
+    key_id: str,
+    owner: str,
+    *,
+    lease_seconds: float,
+    heartbeat_seconds: float,
+    wait_timeout: float,
+    poll: Callable[[], Hit | None],
+    feature: str = "",
+    first_poll: float = FIRST_POLL_SECONDS,
+    max_poll: float = MAX_POLL_SECONDS,
+) -> Hit | LeaseKeeper:
+    """Either a Hit that someone else published while we waited, or a held, heartbeating
+    ``LeaseKeeper`` if we should compute (the key was free, or its owner's lease expired).
+    Raises ``WaitTimeoutError`` after ``wait_timeout`` seconds of waiting."""
+    deadline = time.monotonic() + wait_timeout
+    delay = first_poll
+    lease: LeaseRecord | None = None
+    may_be_free = True  # the caller has just missed: the key is most likely free
+    while True:
+        # Waiters only write (try to acquire) when the lease looks free or expired, so a
+        # herd of them polls with reads, which SQLite's WAL serves concurrently.
+        if may_be_free and catalog.try_acquire_lease(key_id, owner, lease_seconds):
+            # The previous owner may have published and released just before we got here.
+            hit = poll()
+            if hit is not None:
+                catalog.release_lease(key_id, owner)
+                return hit
+            keeper = LeaseKeeper(
+                catalog,
+                key_id,
+                owner,
+                lease_seconds=lease_seconds,
+                heartbeat_seconds=heartbeat_seconds,
+            )
+            return keeper.start()
+        hit = poll()
+        if hit is not None:
+            return hit
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            holder = lease.owner if lease is not None else "another process"
+            raise WaitTimeoutError(feature or "a feature", key_id, wait_timeout, holder)
+        # Jitter spreads a herd of waiters; the cap bounds how late a waiter notices.
+        time.sleep(min(delay * random.uniform(0.5, 1.5), remaining))
+        delay = min(delay * 2, max_poll)
+        lease = catalog.get_lease(key_id)
+        may_be_free = lease is None or lease.expired
