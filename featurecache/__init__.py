@@ -32,6 +32,8 @@ from featurecache.errors import (
 
 if TYPE_CHECKING:
     from featurecache.fingerprint.s3object import S3Path
+    from featurecache.integrations.mlflow_lineage import lineage, mlflow_dataset
+    from featurecache.why import why
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,9 @@ __all__ = [
     "__version__",
     "cached_feature",
     "default_cache",
+    "lineage",
+    "mlflow_dataset",
+    "why",
 ]
 
 
@@ -62,4 +67,12 @@ def __getattr__(name: str) -> Any:
         from featurecache.fingerprint.s3object import S3Path
 
         return S3Path
+    if name == "why":
+        from featurecache.why import why
+
+        return why
+    if name in ("lineage", "mlflow_dataset"):
+        from featurecache.integrations import mlflow_lineage
+
+        return getattr(mlflow_lineage, name)
     raise AttributeError(f"module 'featurecache' has no attribute {name!r}")

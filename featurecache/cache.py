@@ -32,6 +32,12 @@ from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError, Con
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import digest_bytes
+from featurecache.integrations.mlflow_lineage import (
+    LineageScope,
+    ResolvedFeature,
+    lineage_from_settings,
+    upstream_from_inputs,
+)
 from featurecache.keys import CacheKey, build_key
 from featurecache.publisher import Publisher
 from featurecache.settings import Settings, load_settings
@@ -54,10 +60,12 @@ class SessionStats:
     misses: int = 0
     seconds_avoided: float = 0.0
     compute_seconds: float = 0.0
+    events: list[tuple[str, str]] = field(default_factory=list)  # (feature, "hit"|"miss")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, kind: str, compute_seconds: float) -> None:
+    def add(self, kind: str, compute_seconds: float, feature: str) -> None:
         with self._lock:
+            self.events.append((feature, kind))
             if kind == "hit":
                 self.hits += 1
                 self.seconds_avoided += compute_seconds
@@ -81,6 +89,7 @@ class CacheEngine:
         self.publisher = Publisher(self)
         self.owner = _owner_id()
         self.session = SessionStats()
+        self.lineage = lineage_from_settings(settings, on_run_usage=catalog.record_run_usage)
 
     @classmethod
     def open(
@@ -113,6 +122,8 @@ class CacheEngine:
 
     def close(self) -> None:
         self.publisher.close()
+        if self.lineage is not None:
+            self.lineage.close()
         self.catalog.close()
 
     # -- the call -----------------------------------------------------------------------
@@ -203,6 +214,10 @@ class CacheEngine:
     ) -> Any:
         from featurecache.singleflight import LeaseKeeper, acquire_or_wait
 
+        if not feature.wait:
+            # Compute here even if another process holds the lease; publication stays
+            # correct (write-once artifact, first catalog row wins).
+            return self._compute(feature, key, inputs, args, kwargs, started, _NoLease())
         while True:
             outcome = acquire_or_wait(
                 self.catalog,
@@ -210,7 +225,7 @@ class CacheEngine:
                 self.owner,
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_seconds=self.settings.heartbeat_seconds,
-                wait_timeout=self.settings.wait_timeout_seconds if feature.wait else 0.0,
+                wait_timeout=self.settings.wait_timeout_seconds,
                 poll=lambda: self.catalog.lookup(key.key_id),
                 feature=feature.name,
             )
@@ -247,6 +262,7 @@ class CacheEngine:
         if feature.lazy:
             kind = "lazy"
         job = PublishJob(
+            scope=self.lineage.capture() if self.lineage is not None else None,
             feature=feature,
             key=key,
             inputs=inputs,
@@ -297,7 +313,7 @@ class CacheEngine:
                 return_kind=job.kind,
                 components=job.key.components,
             )
-            lineage = [
+            edges = [
                 LineageEdge(
                     argument=name,
                     fingerprint=fp.fingerprint,
@@ -313,8 +329,17 @@ class CacheEngine:
                 source=now_code.source,
                 components=now_code.components,
             )
-            hit = self.catalog.publish(entry, artifact, lineage, code)
-            self.session.add("miss", job.compute_seconds)
+            hit = self.catalog.publish(entry, artifact, edges, code)
+            self.session.add("miss", job.compute_seconds, job.feature.name)
+            if self.lineage is not None:
+                won = hit.artifact.artifact_id == job.artifact_id
+                event = _resolved(
+                    hit,
+                    "miss" if won else "hit",
+                    code_source=now_code.source,
+                    upstream=upstream_from_inputs(job.inputs, self.store.uri) if won else (),
+                )
+                self.lineage.on_resolved(event, scope=job.scope)
             self.catalog.record_event(
                 "miss",
                 key_id=job.key.key_id,
@@ -339,7 +364,9 @@ class CacheEngine:
         return out
 
     def _record(self, kind: str, hit: Hit, seconds: float) -> None:
-        self.session.add(kind, hit.artifact.compute_seconds)
+        self.session.add(kind, hit.artifact.compute_seconds, hit.entry.feature)
+        if self.lineage is not None:
+            self.lineage.on_resolved(_resolved(hit, "hit", code_source=""))
         self.catalog.record_event(
             "hit" if kind == "hit" else "miss",
             key_id=hit.entry.key_id,
@@ -348,6 +375,33 @@ class CacheEngine:
             duration_seconds=seconds,
             compute_seconds=hit.artifact.compute_seconds,
         )
+
+
+def _resolved(hit: Hit, kind: Any, *, code_source: str, upstream: Any = ()) -> ResolvedFeature:
+    artifact = hit.artifact
+    return ResolvedFeature(
+        feature=hit.entry.feature,
+        artifact_id=artifact.artifact_id,
+        artifact_uri=artifact.uri,
+        key_id=hit.entry.key_id,
+        code_digest=hit.entry.code_digest,
+        code_source=code_source,
+        rows=artifact.rows,
+        columns=artifact.columns,
+        schema=artifact.schema,
+        kind=kind,
+        upstream=upstream,
+    )
+
+
+class _NoLease:
+    """The lease of a ``wait=False`` call: there is none to check or release."""
+
+    def check(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
 
 
 class _Missing:
@@ -362,6 +416,7 @@ class PublishJob:
 
     __slots__ = (
         "artifact_id",
+        "scope",
         "compute_seconds",
         "feature",
         "inputs",
@@ -375,6 +430,7 @@ class PublishJob:
     def __init__(
         self,
         *,
+        scope: LineageScope | None,
         feature: Feature,
         key: CacheKey,
         inputs: dict[str, InputFingerprint],
@@ -394,3 +450,4 @@ class PublishJob:
         self.compute_seconds = compute_seconds
         self.started = started
         self.lease = lease
+        self.scope = scope

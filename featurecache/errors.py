@@ -197,3 +197,14 @@ class InvalidS3UrlError(FeatureCacheError, ValueError):
 
 class CodeIdentityWarning(UserWarning):
     """Something a feature's code refers to cannot be hashed reliably (strict=False)."""
+
+
+class UnknownFeatureError(FeatureCacheError, LookupError):
+    """No call of the named feature is recorded in the catalog."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+        super().__init__(
+            f"no call of feature {feature!r} is recorded in this catalog; "
+            "list the features with: featurecache stats"
+        )
