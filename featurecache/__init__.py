@@ -33,7 +33,7 @@ from featurecache.errors import (
 if TYPE_CHECKING:
     from featurecache.fingerprint.s3object import S3Path
     from featurecache.integrations.mlflow_lineage import lineage, mlflow_dataset
-    from featurecache.why import why
+    from featurecache.why_report import why
 
 __version__ = "0.1.0"
 
@@ -68,7 +68,7 @@ def __getattr__(name: str) -> Any:
 
         return S3Path
     if name == "why":
-        from featurecache.why import why
+        from featurecache.why_report import why
 
         return why
     if name in ("lineage", "mlflow_dataset"):

@@ -13,7 +13,7 @@ def why(
 ) -> None:
     """List every component of FEATURE's latest key and say what changed since the previous key."""
     from featurecache.cli.context import open_catalog
-    from featurecache.why import why_in_catalog
+    from featurecache.why_report import why_in_catalog
 
     catalog = open_catalog()
     try:
