@@ -1,0 +1,145 @@
+"""Carry-over: frames handed out by the cache remember the artifact they are, so passing one to
+the next cached feature costs no rehash.
+
+Only objects whose content cannot change behind our back are remembered:
+
+* ``pyarrow.Table``: immutable;
+* ``polars.LazyFrame``: an immutable query plan; remember only plain scans of an artifact;
+* ``polars.DataFrame``: immutable through its expression API, but a few methods mutate in place
+  (``df[0, "a"] = …``, ``df.columns = […]``, ``insert_column``, ``replace_column``,
+  ``drop_in_place``, ``extend``, ``vstack/hstack(in_place=True)``…). Each of them swaps, renames
+  or resizes a column, so we also record a *layout signature* (schema, height, and the address,
+  offset and length of every Arrow buffer, read zero-copy) and trust the entry only while it is
+  unchanged. Writes into a buffer are impossible from Python: polars hands out read-only
+  views and its Series are copy-on-write.
+
+pandas objects are never remembered: their values can be assigned in place.
+
+Remember only objects the cache built itself from artifact bytes (frames read on a hit, scans
+of an artifact). A frame a feature function returned may share memory with a numpy array the
+user still holds (``pa.array(ndarray)`` and polars' ``from_numpy`` can be zero-copy), and
+writing into that array would change the frame behind the carried id.
+
+Identity is by ``id()`` guarded by a weak reference (all three types support weakrefs, checked
+at ``remember`` time): when the object is garbage collected its entry goes with it, so a later
+object reusing the address is never mistaken for it. Nothing here keeps an object alive.
+Objects of a type without weakref support are simply not remembered.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["forget", "recall", "remember"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    ref: weakref.ref[Any]
+    artifact_id: str
+    signature: tuple[Any, ...] | None  # polars DataFrames only
+
+
+# Re-entrant: a weakref callback may run (garbage collection) while this thread holds the lock.
+_lock = threading.RLock()
+_entries: dict[int, _Entry] = {}
+
+
+def _carriable(obj: object) -> str | None:
+    """ "arrow", "polars" or "lazy" for an object that may be carried, else None."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None and isinstance(obj, pyarrow.Table):
+        return "arrow"
+    polars = sys.modules.get("polars")
+    if polars is not None:
+        if isinstance(obj, polars.DataFrame):
+            return "polars"
+        if isinstance(obj, polars.LazyFrame):
+            return "lazy"
+    return None
+
+
+def _signature(frame: Any) -> tuple[Any, ...]:
+    """Schema, height and the Arrow buffers (address, size) of every chunk of every column."""
+    import polars as pl
+
+    table = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # zero-copy for plain columns
+    layout = tuple(
+        (
+            chunk.offset,
+            len(chunk),
+            tuple((b.address, b.size) if b else None for b in chunk.buffers()),
+        )
+        for column in table.columns
+        for chunk in column.chunks
+    )
+    schema = tuple((name, repr(dtype)) for name, dtype in frame.schema.items())
+    return (frame.height, schema, layout)
+
+
+def remember(obj: object, artifact_id: str) -> bool:
+    """Record that ``obj`` holds exactly the content of ``artifact_id``. Returns False (and
+    remembers nothing) for objects that cannot be carried safely, e.g. pandas frames."""
+    kind = _carriable(obj)
+    if kind is None:
+        return False
+    key = id(obj)
+
+    def on_collected(dead: weakref.ref[Any]) -> None:
+        _discard(key, dead)
+
+    try:
+        ref = weakref.ref(obj, on_collected)
+    except TypeError:
+        return False
+    signature = None
+    if kind == "polars":
+        try:
+            signature = _signature(obj)
+        except Exception:  # noqa: BLE001 - a frame Arrow cannot export is simply not carried
+            return False
+    with _lock:
+        _entries[key] = _Entry(ref, artifact_id, signature)
+    return True
+
+
+def _discard(key: int, ref: weakref.ref[Any]) -> None:
+    with _lock:
+        entry = _entries.get(key)
+        if entry is not None and entry.ref is ref:
+            del _entries[key]
+
+
+def recall(obj: object) -> str | None:
+    """The artifact id ``obj`` was remembered with, if it is the same, unchanged object."""
+    with _lock:
+        entry = _entries.get(id(obj))
+    if entry is None or entry.ref() is not obj:
+        return None
+    if entry.signature is not None:
+        try:
+            unchanged = _signature(obj) == entry.signature
+        except Exception:  # noqa: BLE001 - no longer exportable: it changed; rehash it
+            unchanged = False
+        if not unchanged:
+            forget(obj)  # mutated in place since it left the cache
+            return None
+    return entry.artifact_id
+
+
+def forget(obj: object) -> None:
+    """Drop what is remembered about ``obj`` (no-op when nothing is)."""
+    with _lock:
+        entry = _entries.get(id(obj))
+        if entry is not None and entry.ref() is obj:
+            del _entries[id(obj)]
+
+
+def remembered_count() -> int:
+    """How many live objects are remembered (for tests and diagnostics)."""
+    with _lock:
+        return len(_entries)
