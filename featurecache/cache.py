@@ -85,7 +85,7 @@ class CacheEngine:
         self.settings = settings
         self.catalog = catalog
         self.store = store
-        self.files = FileFingerprinter(settings.state_dir)
+        self.files = FileFingerprinter(settings.state_dir, project_root=settings.project_root)
         self.publisher = Publisher(self)
         self.owner = _owner_id()
         self.session = SessionStats()
@@ -176,7 +176,9 @@ class CacheEngine:
             else:
                 data = self.store.read_bytes(artifact.artifact_id)
                 self._check_bytes(artifact, data)
-                value = read_artifact(data, kind)
+                value = read_artifact(
+                    data, kind, path=self.store.local_path(artifact.artifact_id)
+                )
         except ArtifactNotFoundError:
             log.warning("artifact %s is missing from %s: recomputing", artifact.artifact_id, self.store.url)
             self.catalog.forget_artifact(artifact.artifact_id)
@@ -276,23 +278,21 @@ class CacheEngine:
         # A pandas frame is mutable and may share buffers with the Arrow table: publish it
         # before handing the frame back. Immutable results may publish in the background.
         background = self.settings.background_publish and kind in ("polars", "arrow")
+        job.background = background
         if not background:
             hit = self.publish(job)
             return self._result(out, kind, hit, artifact_id)
+        # The function's own output is not carried over (it may share memory with an array
+        # the caller still holds); only values the cache builds from artifact bytes are.
         self.publisher.submit(job)
-        from featurecache.fingerprint.carry import remember
-
-        remember(out, artifact_id)
         return out
 
     def publish(self, job: PublishJob) -> Hit:
         """Store the artifact durably, then commit the catalog row. Returns the winning hit."""
-        from featurecache.artifact_io import describe_schema, write_parquet
+        from featurecache.artifact_io import describe_schema
 
         try:
-            stored = self.store.publish(
-                job.artifact_id, lambda path: write_parquet(job.table, path, self.settings)
-            )
+            stored = self.store.publish(job.artifact_id, lambda path: self._write(job, path))
             job.lease.check()  # an owner that lost its lease must not publish
             now_code = job.feature.code_identity(self.settings.track_library_versions)
             artifact = ArtifactRecord(
@@ -352,15 +352,28 @@ class CacheEngine:
         finally:
             job.lease.release()
 
-    def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
-        from featurecache.fingerprint.carry import remember
+    def _write(self, job: PublishJob, path: Path) -> None:
+        from featurecache.artifact_io import write_parquet
+        from featurecache.fingerprint.arrow import fingerprint_table
 
+        write_parquet(job.table, path, self.settings, kind=job.kind)
+        if job.background:
+            # The caller already has the result and its memory may be shared with an array it
+            # can still write to: make sure what was written is what was fingerprinted.
+            now = fingerprint_table(job.table)
+            if now != job.artifact_id:
+                raise ArtifactCorruptError(
+                    job.artifact_id,
+                    f"the result of {job.feature.name} was modified while it was being "
+                    f"published (now {now[:12]}); it was not stored",
+                )
+
+    def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
         if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
             # A lazy result is a scan of the artifact; a lost race returns the winner's value.
             value = self._load(hit, kind == "lazy")
             if value is not _MISSING:
                 return value
-        remember(out, hit.artifact.artifact_id)
         return out
 
     def _record(self, kind: str, hit: Hit, seconds: float) -> None:
@@ -416,6 +429,7 @@ class PublishJob:
 
     __slots__ = (
         "artifact_id",
+        "background",
         "scope",
         "compute_seconds",
         "feature",
@@ -451,3 +465,4 @@ class PublishJob:
         self.started = started
         self.lease = lease
         self.scope = scope
+        self.background = False

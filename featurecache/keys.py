@@ -23,8 +23,12 @@ class CacheKey:
 
 
 def inputs_digest(inputs: Mapping[str, InputFingerprint]) -> str:
-    """Order-independent (sorted by argument name) digest of the bound arguments."""
-    return hash_struct(["inputs", [[name, inputs[name].fingerprint] for name in sorted(inputs)]])
+    """Order-independent (sorted by argument name) digest of the bound arguments. The kind
+    is part of it: a polars frame and a pyarrow table of the same content have the same
+    fingerprint, but a function may treat them differently."""
+    return hash_struct(
+        ["inputs", [[name, inputs[name].kind, inputs[name].fingerprint] for name in sorted(inputs)]]
+    )
 
 
 def build_key(feature: str, code: CodeIdentity, inputs: Mapping[str, InputFingerprint]) -> CacheKey:

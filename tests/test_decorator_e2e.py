@@ -268,8 +268,8 @@ def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path):
 import time
 import featurecache.artifact_io as aio
 real = aio.write_parquet
-def crash_midway(table, path, settings):
-    real(table, path, settings)
+def crash_midway(table, path, settings, **kw):
+    real(table, path, settings, **kw)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     open({str(marker)!r}, "w").close()
