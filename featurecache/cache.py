@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -430,13 +430,13 @@ class PublishJob:
     __slots__ = (
         "artifact_id",
         "background",
-        "scope",
         "compute_seconds",
         "feature",
         "inputs",
         "key",
         "kind",
         "lease",
+        "scope",
         "started",
         "table",
     )

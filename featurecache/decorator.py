@@ -211,7 +211,7 @@ class Feature:
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Worker processes (ProcessPoolExecutor, Dask, Ray) pickle functions by reference:
         # the decorated object is found again by its module and qualified name.
-        return self.__qualname__
+        return self.func.__qualname__
 
     def __repr__(self) -> str:
         return f"<cached feature {self.name!r} of {self.func.__module__}.{self.func.__qualname__}>"

@@ -9,6 +9,7 @@ published waits for it; the process waits for every pending publish at exit.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,12 +35,12 @@ class Publisher:
                 atexit.register(self.close)
             future = self._executor.submit(self._run, job)
             self._pending[job.key.key_id] = future
-        future.add_done_callback(lambda _f, key_id=job.key.key_id: self._done(key_id, _f))
+        future.add_done_callback(functools.partial(self._done, job.key.key_id))
 
     def _run(self, job: PublishJob) -> None:
         try:
             self._engine.publish(job)
-        except Exception as exc:  # noqa: BLE001 - a failed background publish only costs a recompute
+        except Exception as exc:
             log.warning(
                 "featurecache: could not publish %s (key %s): %s; it will be recomputed next time",
                 job.feature.name,

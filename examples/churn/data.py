@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-START = datetime(2026, 1, 1)
+START = datetime(2026, 1, 1)  # noqa: DTZ001 - clickstream times are naive local times
 DAYS = 90
 PAGES = ["home", "search", "product", "cart", "checkout", "account", "help", "blog"]
 ACTIONS = ["view", "click", "scroll", "add_to_cart", "purchase", "logout"]

@@ -14,8 +14,8 @@ import polars as pl
 
 from featurecache import cached_feature
 
-OBSERVATION_END = datetime(2026, 3, 1)  # features see events before this …
-LABEL_END = datetime(2026, 4, 1)  # … and the label is "no activity in the next month"
+OBSERVATION_END = datetime(2026, 3, 1)  # noqa: DTZ001 - features see events before this …
+LABEL_END = datetime(2026, 4, 1)  # noqa: DTZ001 - … and the label is "no activity in the next month"
 KNOWN_PAGES = ["home", "search", "product", "cart", "checkout", "account", "help", "blog"]
 
 

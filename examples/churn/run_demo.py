@@ -63,10 +63,10 @@ def main() -> None:
             f"{result['seconds_avoided']:.2f}",
             f"{result['test_auc']:.3f}",
         )
-    Console().print(table)
+    Console(width=140).print(table)
     speedup = cold["preprocessing_seconds"] / max(warm["preprocessing_seconds"], 1e-9)
     print(f"preprocessing: {cold['preprocessing_seconds']:.2f} s cold → {warm['preprocessing_seconds']:.2f} s warm ({speedup:.0f}× faster)")
-    print(f"inspect the cache: cd {HERE.relative_to(Path.cwd()) if HERE.is_relative_to(Path.cwd()) else HERE} && featurecache ls")
+    print("inspect the cache: cd examples/churn && ../../.venv/bin/featurecache ls   (also: stats, why, show, lineage)")
     if warm["misses"] != 0 or warm["hits"] < 4:
         raise SystemExit(f"the warm run did not skip all preprocessing: {warm}")
     if cold["test_auc"] != warm["test_auc"]:

@@ -17,8 +17,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import featurecache  # noqa: E402
-from pipeline import build_training_table  # noqa: E402
+from pipeline import build_training_table
+
+import featurecache
 
 FEATURES = [
     "sessions",
