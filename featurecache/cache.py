@@ -32,6 +32,7 @@ from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError, Con
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import digest_bytes
+from featurecache.integrations.dvc_state import DvcStateResolver
 from featurecache.integrations.mlflow_lineage import (
     LineageScope,
     ResolvedFeature,
@@ -86,6 +87,9 @@ class CacheEngine:
         self.catalog = catalog
         self.store = store
         self.files = FileFingerprinter(settings.state_dir, project_root=settings.project_root)
+        # DVC-tracked inputs: DVC's state + the catalog's md5 -> xxh3 aliases (dvc_state.py).
+        self.dvc = DvcStateResolver(aliases=catalog)
+        self.files.add_resolver(self.dvc)
         self.publisher = Publisher(self)
         self.owner = _owner_id()
         self.session = SessionStats()
@@ -176,9 +180,15 @@ class CacheEngine:
             else:
                 data = self.store.read_bytes(artifact.artifact_id)
                 self._check_bytes(artifact, data)
-                value = read_artifact(
-                    data, kind, path=self.store.local_path(artifact.artifact_id)
-                )
+                try:
+                    # polars maps the file by path (cheaper than copying the mapped bytes) …
+                    value = read_artifact(
+                        data, kind, path=self.store.local_path(artifact.artifact_id)
+                    )
+                except FileNotFoundError:
+                    # … but a concurrent GC may have unlinked it since: the verified bytes
+                    # we already hold are still valid.
+                    value = read_artifact(data, kind)
         except ArtifactNotFoundError:
             log.warning("artifact %s is missing from %s: recomputing", artifact.artifact_id, self.store.url)
             self.catalog.forget_artifact(artifact.artifact_id)
@@ -276,8 +286,14 @@ class CacheEngine:
             lease=lease,
         )
         # A pandas frame is mutable and may share buffers with the Arrow table: publish it
-        # before handing the frame back. Immutable results may publish in the background.
-        background = self.settings.background_publish and kind in ("polars", "arrow")
+        # before handing the frame back. Immutable results may publish in the background,
+        # unless the call holds no lease (wait=False): racing others, it may lose the commit
+        # and must then hand back the winner's result, which only a synchronous publish knows.
+        background = (
+            self.settings.background_publish
+            and kind in ("polars", "arrow")
+            and not isinstance(lease, _NoLease)
+        )
         job.background = background
         if not background:
             hit = self.publish(job)

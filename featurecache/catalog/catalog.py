@@ -13,15 +13,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
-from featurecache.catalog import leases, queries, writes
+from featurecache.catalog import aggregates, leases, maintenance, queries, writes
+from featurecache.catalog.aggregates import StoredTotals, UsageTotals
 from featurecache.catalog.clock import utc_now
 from featurecache.catalog.engine import create_catalog_engine, run_read, run_write, safe_url
+from featurecache.catalog.maintenance import ArtifactState, MarkOutcome
 from featurecache.catalog.migrate import ensure_schema
-from featurecache.catalog.queries import ArtifactSort, RunUsage, UsageEvent
+from featurecache.catalog.queries import ArtifactListing, ArtifactSort, RunUsage, UsageEvent
 from featurecache.catalog.records import (
     ArtifactRecord,
     CodeVersionRecord,
@@ -32,7 +35,20 @@ from featurecache.catalog.records import (
     LineageEdge,
 )
 
-__all__ = ["ArtifactSort", "Catalog", "RunUsage", "UsageEvent"]
+if TYPE_CHECKING:
+    from featurecache.gc import GcCandidate, GcPolicy
+
+__all__ = [
+    "ArtifactListing",
+    "ArtifactSort",
+    "ArtifactState",
+    "Catalog",
+    "MarkOutcome",
+    "RunUsage",
+    "StoredTotals",
+    "UsageEvent",
+    "UsageTotals",
+]
 
 
 class Catalog:
@@ -131,6 +147,17 @@ class Catalog:
             self.engine,
             lambda conn: queries.list_artifacts(conn, feature, sort),
             what="list_artifacts",
+        )
+
+    def artifact_listing(
+        self, feature: str | None = None, sort: ArtifactSort = "created", limit: int | None = None
+    ) -> tuple[int, list[ArtifactListing]]:
+        """The number of live artifacts (of ``feature``) and the first ``limit`` of them (all
+        when None), sorted, without their schemas: what ``featurecache ls`` shows."""
+        return run_read(
+            self.engine,
+            lambda conn: queries.artifact_listing(conn, feature, sort, limit),
+            what="artifact_listing",
         )
 
     def entries_for_artifact(self, artifact_id: str) -> list[EntryRecord]:
@@ -253,3 +280,76 @@ class Catalog:
 
     def delete_expired_leases(self) -> int:
         return run_write(self.engine, leases.delete_expired, what="delete_expired_leases")
+
+    # -- maintenance: gc, verify, stats (see maintenance.py, aggregates.py) ---------------
+
+    def code_versions(self, digests: Sequence[str]) -> list[CodeVersionRecord]:
+        return run_read(
+            self.engine,
+            lambda conn: queries.code_versions(conn, digests),
+            what="code_versions",
+        )
+
+    def gc_snapshot(self) -> tuple[datetime, list[GcCandidate]]:
+        """The database clock and every live artifact as a GC candidate, read together."""
+        return run_read(self.engine, maintenance.gc_snapshot, what="gc_snapshot")
+
+    def mark_deleted(self, planned: Sequence[GcCandidate], policy: GcPolicy) -> MarkOutcome:
+        """Tombstone ``planned`` artifacts that ``gc.recheck`` still lets go (re-read in the
+        same transaction, judged by the database clock); their cache entries go too."""
+        return run_write(
+            self.engine,
+            lambda conn: maintenance.mark_deleted(conn, planned, policy),
+            what="marking artifacts deleted",
+        )
+
+    def tombstoned(self, min_age_seconds: float = 0.0) -> list[str]:
+        """Tombstoned artifact ids whose tombstone is at least ``min_age_seconds`` old."""
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.tombstoned(conn, min_age_seconds),
+            what="tombstoned",
+        )
+
+    def still_tombstoned(self, ids: Sequence[str]) -> list[str]:
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.still_tombstoned(conn, ids),
+            what="still_tombstoned",
+        )
+
+    def purge(self, ids: Sequence[str]) -> int:
+        """Delete the rows of swept (still tombstoned) artifacts; returns how many went."""
+        return run_write(
+            self.engine, lambda conn: maintenance.purge(conn, ids), what="purging artifacts"
+        )
+
+    def drop(self, ids: Sequence[str]) -> int:
+        """Delete artifact rows (live or not) and their entries: the store lost the files."""
+        return run_write(
+            self.engine, lambda conn: maintenance.drop(conn, ids), what="dropping artifacts"
+        )
+
+    def artifact_states(self, ids: Sequence[str] | None = None) -> list[ArtifactState]:
+        """Every artifact row (or those of ``ids``), tombstoned ones included."""
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.artifact_states(conn, ids),
+            what="artifact_states",
+        )
+
+    def usage_stats(self) -> tuple[list[str], list[UsageTotals], list[StoredTotals], StoredTotals]:
+        """Feature names, calls per feature, storage per feature and storage in total, read
+        in one transaction so they agree."""
+
+        def read(
+            conn: Connection,
+        ) -> tuple[list[str], list[UsageTotals], list[StoredTotals], StoredTotals]:
+            return (
+                aggregates.feature_names(conn),
+                aggregates.usage_by_feature(conn),
+                aggregates.stored_by_feature(conn),
+                aggregates.stored_total(conn),
+            )
+
+        return run_read(self.engine, read, what="usage_stats")

@@ -8,6 +8,7 @@ Tombstoned artifacts (``deleted_at`` set) are invisible to every query here.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -20,12 +21,14 @@ from featurecache.catalog.models import (
     Artifact,
     ArtifactInput,
     CacheEntry,
+    CodeVersion,
     FingerprintAlias,
     RunUsageRow,
     UsageEventRow,
 )
 from featurecache.catalog.records import (
     ArtifactRecord,
+    CodeVersionRecord,
     EntryRecord,
     EventKind,
     Hit,
@@ -213,6 +216,92 @@ def list_artifacts(
     ]
 
 
+@dataclass(frozen=True)
+class ArtifactListing:
+    """One line of ``featurecache ls``: an artifact without its schema, and its features."""
+
+    artifact_id: str
+    uri: str
+    rows: int
+    columns: int
+    size_bytes: int
+    compute_seconds: float
+    created_at: datetime
+    last_used_at: datetime
+    hits: int
+    pinned: bool
+    features: tuple[str, ...]
+
+
+_LISTING_PAGE = 1000
+_LISTING_COLUMNS = (
+    Artifact.artifact_id,
+    Artifact.uri,
+    Artifact.rows,
+    Artifact.columns,
+    Artifact.size_bytes,
+    Artifact.compute_seconds,
+    Artifact.created_at,
+    Artifact.last_used_at,
+    Artifact.hits,
+    Artifact.pinned,
+)
+
+
+def artifact_listing(
+    conn: Connection, feature: str | None, sort: ArtifactSort, limit: int | None
+) -> tuple[int, list[ArtifactListing]]:
+    """How many live artifacts there are (of ``feature``, if given), and the first ``limit``
+    of them (all when None) in ``sort`` order. Only the columns a listing shows are read, so
+    listing a large catalog stays fast."""
+    query = _sorted_artifacts(sort).with_only_columns(*_LISTING_COLUMNS)
+    count = select(func.count()).select_from(Artifact).where(_LIVE)
+    pairs = select(CacheEntry.artifact_id, CacheEntry.feature).distinct()
+    if feature is not None:
+        of_feature = select(CacheEntry.artifact_id).where(CacheEntry.feature == feature)
+        query = query.where(Artifact.artifact_id.in_(of_feature))
+        count = count.where(Artifact.artifact_id.in_(of_feature))
+        pairs = pairs.where(CacheEntry.artifact_id.in_(of_feature))
+    if limit is not None:
+        query = query.limit(limit)
+    rows = conn.execute(query).all()
+    if len(rows) <= _LISTING_PAGE:  # a short page: only its features (one bound id each)
+        pairs = pairs.where(CacheEntry.artifact_id.in_([row[0] for row in rows]))
+    features: dict[str, list[str]] = {}
+    for artifact_id, name in conn.execute(pairs).all():
+        features.setdefault(artifact_id, []).append(name)
+    total = int(conn.execute(count).scalar_one())
+    # Positional (not named) access and tuples straight from the cursor: this loop runs once
+    # per artifact of the catalog for ``ls --json``.
+    return total, [
+        ArtifactListing(
+            artifact_id,
+            uri,
+            n_rows,
+            n_columns,
+            size_bytes,
+            compute_seconds,
+            created_at,
+            last_used_at,
+            hits,
+            bool(pinned),
+            tuple(sorted(features.get(artifact_id, ()))),
+        )
+        for (
+            artifact_id,
+            uri,
+            n_rows,
+            n_columns,
+            size_bytes,
+            compute_seconds,
+            created_at,
+            last_used_at,
+            hits,
+            pinned,
+        ) in rows
+    ]
+
+
 def resolve_ref(conn: Connection, ref: str) -> str:
     """A git-style unique prefix of a live artifact id -> the full id."""
     prefix = ref.strip().lower()
@@ -285,3 +374,18 @@ def lookup_alias(conn: Connection, algo: str, value: str) -> str | None:
             FingerprintAlias.algo == algo, FingerprintAlias.value == value
         )
     )
+
+
+def code_versions(conn: Connection, digests: Sequence[str]) -> list[CodeVersionRecord]:
+    """The recorded code identities among ``digests``, by digest."""
+    rows = conn.execute(
+        select(
+            CodeVersion.code_digest,
+            CodeVersion.feature,
+            CodeVersion.source,
+            CodeVersion.components,
+        )
+        .where(CodeVersion.code_digest.in_(list(digests)))
+        .order_by(CodeVersion.code_digest)
+    )
+    return [CodeVersionRecord(*row) for row in rows]

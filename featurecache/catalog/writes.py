@@ -95,6 +95,20 @@ def publish(
             ),
         )
     )
+    _insert_entry(conn, entry)
+    winner = lookup(conn, entry.key_id)
+    if winner is None:
+        # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
+        # (a no-op: another entry held the key) and this read, dropping that entry. The key
+        # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
+        _insert_entry(conn, entry)
+        winner = lookup(conn, entry.key_id)
+    if winner is None:
+        raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
+    return winner
+
+
+def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
     conn.execute(
         insert_if_absent(conn, CacheEntry, ["key_id"]).values(
             key_id=entry.key_id,
@@ -108,10 +122,6 @@ def publish(
             hits=0,
         )
     )
-    winner = lookup(conn, entry.key_id)
-    if winner is None:  # only a concurrent forget_artifact of the winner can do this
-        raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
-    return winner
 
 
 def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:

@@ -11,23 +11,29 @@ db_app = typer.Typer(help="Manage the catalog database schema.", no_args_is_help
 def upgrade() -> None:
     """Upgrade the catalog schema to this featurecache's revision (creates it if new)."""
     from featurecache.catalog import migrate
+    from featurecache.catalog.engine import safe_url
     from featurecache.settings import load_settings
 
     url = load_settings().catalog_url
     before = migrate.current(url)
     migrate.upgrade(url)
     after = migrate.current(url)
-    typer.echo(f"catalog {url}: {before or 'empty'} -> {after}")
+    typer.echo(f"catalog {safe_url(url)}: {before or 'empty'} -> {after}")
 
 
 @db_app.command("current")
 def current() -> None:
-    """Print the catalog's schema revision and the one this featurecache expects."""
+    """Print the catalog's URL (password masked), its schema revision and the one this
+    featurecache expects."""
     from featurecache.catalog import migrate
+    from featurecache.catalog.engine import safe_url
     from featurecache.settings import load_settings
 
     url = load_settings().catalog_url
-    typer.echo(f"catalog {url}: at {migrate.current(url) or 'empty'}, library head {migrate.head()}")
+    typer.echo(
+        f"catalog {safe_url(url)}: at {migrate.current(url) or 'empty'}, "
+        f"library head {migrate.head()}"
+    )
 
 
 def register(app: typer.Typer) -> None:

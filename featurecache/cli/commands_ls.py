@@ -2,75 +2,99 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from featurecache.cli.output import JsonOption, human_bytes, human_time, print_json, print_table
+from featurecache.cli.output import (
+    JsonFlag,
+    human_bytes,
+    human_time,
+    plural,
+    print_json,
+    print_table,
+)
+
+if TYPE_CHECKING:
+    from featurecache.catalog.catalog import ArtifactSort
+
+# A table of more rows than this is not read by anyone, and rendering it takes long.
+TABLE_LIMIT = 100
 
 
-class SortBy(str, Enum):
+class SortBy(StrEnum):
     size = "size"
     created = "created"
     used = "used"
 
 
-def list_artifacts(feature: str | None = None, sort: str = "created") -> list[dict[str, Any]]:
-    """The rows ``featurecache ls`` shows (library function; the CLI only renders them)."""
-    from featurecache.cli.context import open_catalog
-
-    catalog = open_catalog()
-    try:
-        rows = []
-        for artifact, features in catalog.list_artifacts(feature=feature, sort=sort):
-            rows.append(
-                {
-                    "artifact_id": artifact.artifact_id,
-                    "feature": ", ".join(features),
-                    "rows": artifact.rows,
-                    "columns": artifact.columns,
-                    "size_bytes": artifact.size_bytes,
-                    "created_at": artifact.created_at,
-                    "last_used_at": artifact.last_used_at,
-                    "hits": artifact.hits,
-                    "pinned": artifact.pinned,
-                    "compute_seconds": artifact.compute_seconds,
-                    "uri": artifact.uri,
-                }
-            )
-        return rows
-    finally:
-        catalog.close()
-
-
 def ls(
-    feature: str = typer.Option(None, "--feature", help="Only artifacts of this feature."),
-    sort: SortBy = typer.Option(SortBy.created, "--sort", help="Order: size, created or used."),
-    as_json: bool = JsonOption,
+    feature: Annotated[
+        str | None,
+        typer.Option("--feature", metavar="NAME", help="Only artifacts of this feature."),
+    ] = None,
+    sort: Annotated[
+        SortBy,
+        typer.Option(
+            "--sort", help="Order: largest (size), newest (created) or last used (used) first."
+        ),
+    ] = SortBy.created,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=0,
+            metavar="N",
+            help=f"Show the first N (0: all). Default: {TABLE_LIMIT} in a table, all with --json.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """List artifacts: feature, short id, rows, size, created, last used, hits, pinned."""
-    rows = list_artifacts(feature, sort.value)
+    from featurecache.admin.inventory import list_artifacts, short_id
+    from featurecache.cli.context import catalog_session
+
+    if limit is None:
+        limit = 0 if as_json else TABLE_LIMIT
+    with catalog_session() as catalog:
+        inventory = list_artifacts(
+            catalog, feature, cast("ArtifactSort", sort.value), limit=limit or None
+        )
     if as_json:
-        print_json(rows)
+        print_json(inventory.to_json())
         return
+    shown = len(inventory.rows)
+    more = inventory.total - shown
     print_table(
-        f"{len(rows)} artifacts",
+        plural(inventory.total, "artifact"),
         ["feature", "artifact", "rows", "size", "created", "last used", "hits", "pinned"],
         [
             [
-                r["feature"],
-                r["artifact_id"][:12],
-                f"{r['rows']:,}",
-                human_bytes(r["size_bytes"]),
-                human_time(r["created_at"]),
-                human_time(r["last_used_at"]),
-                r["hits"],
-                "yes" if r["pinned"] else "",
+                row.feature,
+                short_id(row.artifact_id),
+                f"{row.rows:,}",
+                human_bytes(row.size_bytes),
+                human_time(row.created_at),
+                human_time(row.last_used_at),
+                row.hits,
+                "yes" if row.pinned else "",
             ]
-            for r in rows
+            for row in inventory.rows
         ],
+        caption=f"the first {shown:,}; {more:,} more with --limit 0" if more > 0 else None,
     )
+
+
+def list_artifacts(feature: str | None = None, sort: str = "created") -> list[dict[str, Any]]:
+    """Every artifact of the configured cache as the JSON objects ``ls --json`` prints (kept for
+    scripts and tests; the library function is ``featurecache.admin.inventory.list_artifacts``)."""
+    from featurecache.admin import inventory
+    from featurecache.cli.context import catalog_session
+
+    with catalog_session() as catalog:
+        return inventory.list_artifacts(catalog, feature, cast("ArtifactSort", sort)).to_json()
 
 
 def register(app: typer.Typer) -> None:

@@ -1,16 +1,26 @@
 """The ``featurecache`` command: a thin typer layer over library functions.
 
-Errors are one line on stderr with a non-zero exit code, never a traceback.
+Errors are one line on stderr with a non-zero exit code, never a traceback: featurecache's
+own errors and OS errors exit 2, usage errors (bad options) exit 2, an interrupt 130, and
+anything unexpected 70 (a bug: the line says so).
 """
 
 from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from featurecache.cli import commands_db, commands_ls
+from featurecache.cli import (
+    commands_db,
+    commands_gc,
+    commands_ls,
+    commands_pin,
+    commands_show,
+    commands_stats,
+    commands_verify,
+    commands_why,
+)
 from featurecache.errors import FeatureCacheError
 
 app = typer.Typer(
@@ -21,27 +31,57 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 commands_ls.register(app)
+commands_show.register(app)
+commands_why.register(app)
+commands_stats.register(app)
+commands_gc.register(app)
+commands_verify.register(app)
+commands_pin.register(app)
 commands_db.register(app)
+
+EX_SOFTWARE = 70
+
+
+def _error(message: object) -> None:
+    # One line, whatever the message holds.
+    text = " ".join(str(message).split())
+    print(f"featurecache: error: {text}", file=sys.stderr)
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """A bad command line: one line naming the problem and where to get help."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # ``featurecache`` or ``featurecache db`` alone: the help is the answer.
+        print(exc.format_message(), file=sys.stderr)
+        return 2
+    where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    # typer validates choices with pydantic, whose messages start with this noise.
+    message = exc.format_message().replace("Value error, ", "")
+    _error(f"{message}{where}")
+    return int(getattr(exc, "exit_code", 2) or 2)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="featurecache")
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("featurecache: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except typer.TyperException as exc:  # click's usage errors, vendored by typer
+        return _usage_error(exc)
     except FeatureCacheError as exc:
-        print(f"featurecache: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except OSError as exc:
-        print(f"featurecache: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        _error(f"internal error ({type(exc).__name__}: {exc}); this is a bug, please report it")
+        return EX_SOFTWARE
     return int(result) if isinstance(result, int) else 0
 
 
