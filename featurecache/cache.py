@@ -234,7 +234,8 @@ class CacheEngine:
             outcome = acquire_or_wait(
                 self.catalog,
                 key.key_id,
-                self.owner,
+                # Per thread: threads of one process single-flight among themselves too.
+                f"{self.owner}:{threading.get_ident()}",
                 lease_seconds=self.settings.lease_seconds,
                 heartbeat_seconds=self.settings.heartbeat_seconds,
                 wait_timeout=self.settings.wait_timeout_seconds,
