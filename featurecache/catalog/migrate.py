@@ -19,16 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, exc, inspect, text
 from sqlalchemy.engine import Connection
 
 import featurecache
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 from featurecache.catalog.engine import create_catalog_engine, run_read, run_write, safe_url
 from featurecache.errors import CatalogError, CatalogVersionError
 
@@ -58,8 +57,16 @@ class Scripts:
     revisions: frozenset[str]
 
 
+# The newest revision under migrations/versions. Kept here so that opening a catalog that is
+# already current does not import Alembic (a quarter of a second); a test checks it against
+# the scripts.
+SCHEMA_HEAD = "0001"
+
+
 @lru_cache(maxsize=8)
 def _load_scripts(location: Path) -> Scripts:
+    from alembic.script import ScriptDirectory
+
     directory = ScriptDirectory(str(location))
     revisions = frozenset(script.revision for script in directory.walk_revisions())
     head = directory.get_current_head()
@@ -78,6 +85,8 @@ def head(*, scripts: Path | None = None) -> str:
 
 
 def _alembic_config(scripts: Scripts, conn: Connection, **attributes: Any) -> Config:
+    from alembic.config import Config
+
     config = Config()
     # ConfigParser interpolates '%', which a path may contain.
     config.set_main_option("script_location", str(scripts.location).replace("%", "%%"))
@@ -88,7 +97,12 @@ def _alembic_config(scripts: Scripts, conn: Connection, **attributes: Any) -> Co
 
 def current_revision(conn: Connection) -> str | None:
     """The revision recorded in the catalog on ``conn`` (None for a new database)."""
-    return MigrationContext.configure(conn).get_current_revision()
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise CatalogError(f"the catalog records several schema revisions ({rows}); repair it")
+    return str(rows[0]) if rows else None
 
 
 def _check(url: str, found: str | None, scripts: Scripts) -> None:
@@ -140,9 +154,11 @@ def _refuse_foreign_tables(url: str, conn: Connection, scripts: Scripts) -> None
 def ensure_schema(engine: Engine, *, scripts: Path | None = None) -> str:
     """Make sure the catalog behind ``engine`` is usable by this featurecache: create a new
     one, accept one at head, refuse anything else. Returns the revision."""
-    info = _scripts(scripts)
     url = safe_url(engine.url)
     found = run_read(engine, current_revision, what=f"reading the schema revision of {url}")
+    if found == SCHEMA_HEAD and scripts is None:
+        return found
+    info = _scripts(scripts)
     if found == info.head:
         return found
     _check(url, found, info)
@@ -154,6 +170,8 @@ def ensure_schema(engine: Engine, *, scripts: Path | None = None) -> str:
         _check(url, found, info)
         if found is None:
             _refuse_foreign_tables(url, conn, info)
+            from alembic import command
+
             command.upgrade(_alembic_config(info, conn), "head")
         return info.head
 
@@ -178,6 +196,8 @@ def _run_command(
         found = current_revision(conn)
         if found is not None and found not in info.revisions:
             raise CatalogVersionError(shown, found, info.head, NEWER_FIX)
+        from alembic import command
+
         config = _alembic_config(info, conn)
         if operation == "upgrade":
             command.upgrade(config, revision)

@@ -185,3 +185,9 @@ def test_the_schema_of_a_postgres_url_is_created_if_missing(pg_schemas: object) 
     with Catalog.open(url) as catalog:
         catalog.publish(*publication(1).args())
     assert migrate.current(url) == migrate.head()
+
+
+def test_schema_head_constant_matches_the_migration_scripts() -> None:
+    from featurecache.catalog import migrate
+
+    assert migrate.SCHEMA_HEAD == migrate.head()
