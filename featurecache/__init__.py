@@ -32,6 +32,7 @@ from featurecache.errors import (
 
 if TYPE_CHECKING:
     from featurecache.fingerprint.s3object import S3Path
+    from featurecache.integrations.dvc_path import DvcPath
     from featurecache.integrations.mlflow_lineage import lineage, mlflow_dataset
     from featurecache.why_report import why
 
@@ -45,6 +46,7 @@ __all__ = [
     "CatalogVersionError",
     "CodeIdentityError",
     "ConfigError",
+    "DvcPath",
     "FeatureCache",
     "FeatureCacheError",
     "MissingDependencyError",
@@ -67,6 +69,10 @@ def __getattr__(name: str) -> Any:
         from featurecache.fingerprint.s3object import S3Path
 
         return S3Path
+    if name == "DvcPath":
+        from featurecache.integrations.dvc_path import DvcPath
+
+        return DvcPath
     if name == "why":
         from featurecache.why_report import why
 

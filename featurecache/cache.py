@@ -94,6 +94,9 @@ class CacheEngine:
         self.owner = _owner_id()
         self.session = SessionStats()
         self.lineage = lineage_from_settings(settings, on_run_usage=catalog.record_run_usage)
+        # Artifacts this process produced or loaded: a frame input with one of their content
+        # ids is a lineage edge to it even when the frame was not carried (a cold run's misses).
+        self.seen_artifacts: set[str] = set()
 
     @classmethod
     def open(
@@ -199,6 +202,7 @@ class CacheEngine:
             self.catalog.forget_artifact(artifact.artifact_id)
             return _MISSING
         remember(value, artifact.artifact_id)
+        self.seen_artifacts.add(artifact.artifact_id)
         return value
 
     @staticmethod
@@ -272,6 +276,7 @@ class CacheEngine:
         except BaseException:
             lease.release()
             raise
+        self.seen_artifacts.add(artifact_id)
         if feature.lazy:
             kind = "lazy"
         job = PublishJob(
@@ -334,11 +339,11 @@ class CacheEngine:
                 LineageEdge(
                     argument=name,
                     fingerprint=fp.fingerprint,
-                    upstream_artifact_id=fp.upstream_artifact_id,
+                    upstream_artifact_id=fp.upstream_artifact_id or self._seen(fp),
                     source_uri=fp.source_uri,
                 )
                 for name, fp in job.inputs.items()
-                if fp.upstream_artifact_id or fp.source_uri
+                if fp.upstream_artifact_id or fp.source_uri or self._seen(fp)
             ]
             code = CodeVersionRecord(
                 code_digest=now_code.digest,
@@ -384,6 +389,10 @@ class CacheEngine:
                     f"the result of {job.feature.name} was modified while it was being "
                     f"published (now {now[:12]}); it was not stored",
                 )
+
+    def _seen(self, fp: InputFingerprint) -> str | None:
+        algo, _, content = fp.fingerprint.partition(":")
+        return content if algo == "xxh3_128" and content in self.seen_artifacts else None
 
     def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
         if kind == "lazy" or hit.artifact.artifact_id != artifact_id:

@@ -208,3 +208,14 @@ class UnknownFeatureError(FeatureCacheError, LookupError):
             f"no call of feature {feature!r} is recorded in this catalog; "
             "list the features with: featurecache stats"
         )
+
+
+class DvcError(FeatureCacheError, RuntimeError):
+    """DVC could not do what was asked: no DVC repository, an unknown revision, a failed
+    import."""
+
+    def __init__(self, where: str, problem: str, fix: str) -> None:
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{where}: {problem}. {fix}")

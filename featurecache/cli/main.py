@@ -13,7 +13,9 @@ import typer
 
 from featurecache.cli import (
     commands_db,
+    commands_export,
     commands_gc,
+    commands_lineage,
     commands_ls,
     commands_pin,
     commands_show,
@@ -38,6 +40,8 @@ commands_gc.register(app)
 commands_verify.register(app)
 commands_pin.register(app)
 commands_db.register(app)
+commands_lineage.register(app)
+commands_export.register(app)
 
 EX_SOFTWARE = 70
 

@@ -61,8 +61,10 @@ SUPPORTED_INPUTS = (
     "list / tuple / dict / set of these",
     "pathlib.Path and os.PathLike (the file's content)",
     "featurecache S3Path (the s3:// object)",
+    "featurecache DvcPath (a DVC-tracked file at a git revision)",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
+_DVC_MODULE = "featurecache.integrations.dvc_path"
 
 
 class StrLooksLikePathWarning(UserWarning):
@@ -95,6 +97,10 @@ def _fingerprint(
         from featurecache.fingerprint.s3object import fingerprint_s3_object
 
         return fingerprint_s3_object(argument, value)  # type: ignore[arg-type]
+    if cls.__name__ == "DvcPath" and cls.__module__ == _DVC_MODULE:
+        from featurecache.integrations.dvc_path import fingerprint_dvc_path
+
+        return fingerprint_dvc_path(argument, value)  # type: ignore[arg-type]
     special = _special(value)
     if special is not None:
         return special(argument, where, value)
