@@ -36,8 +36,8 @@ from featurecache.integrations.dvc_state import DvcStateResolver
 from featurecache.integrations.mlflow_lineage import (
     LineageScope,
     ResolvedFeature,
+    Upstream,
     lineage_from_settings,
-    upstream_from_inputs,
 )
 from featurecache.keys import CacheKey, build_key
 from featurecache.publisher import Publisher
@@ -359,7 +359,7 @@ class CacheEngine:
                     hit,
                     "miss" if won else "hit",
                     code_source=now_code.source,
-                    upstream=upstream_from_inputs(job.inputs, self.store.uri) if won else (),
+                    upstream=_upstream(edges, self.store.uri) if won else (),
                 )
                 self.lineage.on_resolved(event, scope=job.scope)
             self.catalog.record_event(
@@ -414,6 +414,16 @@ class CacheEngine:
             duration_seconds=seconds,
             compute_seconds=hit.artifact.compute_seconds,
         )
+
+
+def _upstream(edges: list[LineageEdge], artifact_uri: Any) -> tuple[Upstream, ...]:
+    """MLflow's view of a miss's inputs: the same edges the catalog records."""
+    return tuple(
+        Upstream(edge.argument, edge.upstream_artifact_id, artifact_uri(edge.upstream_artifact_id), True)
+        if edge.upstream_artifact_id
+        else Upstream(edge.argument, edge.fingerprint, edge.source_uri, False)
+        for edge in edges
+    )
 
 
 def _resolved(hit: Hit, kind: Any, *, code_source: str, upstream: Any = ()) -> ResolvedFeature:

@@ -114,6 +114,7 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "ALLOW_UNCONDITIONAL_STORE": ("allow_unconditional_store", _parse_bool),
     "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
+    "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
 }
 # Variables that belong to featurecache's tests or tooling, not to Settings.
 _IGNORED_ENV = {"FEATURECACHE_TEST_PG_URL", "FEATURECACHE_REQUIRE_SERVICES"}

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 def run(step: str) -> tuple[dict[str, float], float]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, str(HERE / "train.py")],
+        [sys.executable, str(HERE / "train.py"), "--run-name", f"train-{step}"],
         cwd=HERE,
         capture_output=True,
         text=True,
