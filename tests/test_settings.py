@@ -1,0 +1,94 @@
+"""Settings: explicit > environment > [tool.featurecache] > defaults, with typed errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from featurecache.errors import ConfigError
+from featurecache.settings import find_project_root, load_settings
+
+
+def _project(tmp_path: Path, table: str = "") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "p"\n\n[tool.featurecache]\n{table}')
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    return tmp_path
+
+
+def test_defaults_live_under_the_project_root(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    settings = load_settings(environ={}, cwd=root / "sub" / "deeper")
+    assert settings.project_root == root.resolve()
+    assert settings.catalog_url == f"sqlite:///{root.resolve() / '.featurecache' / 'catalog.db'}"
+    assert settings.store_url == str(root.resolve() / ".featurecache" / "artifacts")
+    assert settings.compression == "lz4"
+    assert settings.mlflow_tracking_uri is None
+
+
+def test_precedence_explicit_over_env_over_pyproject(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'compression = "zstd"\nlease_seconds = 30\nstore = "/from/pyproject"\n')
+    from_file = load_settings(environ={}, cwd=root)
+    assert (from_file.compression, from_file.lease_seconds, from_file.store_url) == ("zstd", 30.0, "/from/pyproject")
+    env = {"FEATURECACHE_COMPRESSION": "snappy", "FEATURECACHE_STORE": "s3://bucket/prefix"}
+    from_env = load_settings(environ=env, cwd=root)
+    assert (from_env.compression, from_env.store_url, from_env.lease_seconds) == ("snappy", "s3://bucket/prefix", 30.0)
+    explicit = load_settings(environ=env, cwd=root, compression="none")
+    assert explicit.compression == "none"
+
+
+def test_mlflow_tracking_uri_from_env(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'mlflow_tracking_uri = "http://from-file:5000"\n')
+    assert load_settings(environ={}, cwd=root).mlflow_tracking_uri == "http://from-file:5000"
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    assert load_settings(environ=env, cwd=root).mlflow_tracking_uri == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("FEATURECACHE_COMPRESSION", "brotli", "not a supported codec"),
+        ("FEATURECACHE_LEASE_SECONDS", "soon", "not a number"),
+        ("FEATURECACHE_LEASE_SECONDS", "-5", "must be positive"),
+        ("FEATURECACHE_ROW_GROUP_ROWS", "1.5", "not a whole number"),
+        ("FEATURECACHE_BACKGROUND_PUBLISH", "maybe", "not a boolean"),
+        ("FEATURECACHE_CATALOG", "  ", "is empty"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={name: value}, cwd=_project(tmp_path))
+    assert name in str(info.value) and fragment in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_heartbeat_must_be_shorter_than_the_lease(tmp_path: Path) -> None:
+    env = {"FEATURECACHE_LEASE_SECONDS": "5", "FEATURECACHE_HEARTBEAT_SECONDS": "5"}
+    with pytest.raises(ConfigError, match="HEARTBEAT"):
+        load_settings(environ=env, cwd=_project(tmp_path))
+
+
+def test_unknown_names_are_warned_about(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'compresion = "zstd"\n')
+    with pytest.warns(UserWarning, match="compresion"):
+        load_settings(environ={}, cwd=root)
+    with pytest.warns(UserWarning, match="FEATURECACHE_STOER"):
+        load_settings(environ={"FEATURECACHE_STOER": "/x"}, cwd=_project(tmp_path / "two"))
+
+
+def test_unknown_explicit_setting_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a featurecache setting"):
+        load_settings(environ={}, cwd=_project(tmp_path), compresion="zstd")
+
+
+def test_invalid_pyproject_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.featurecache\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(environ={}, cwd=tmp_path)
+
+
+def test_project_root_falls_back_to_git_or_cwd(tmp_path: Path) -> None:
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "a").mkdir()
+    assert find_project_root(tmp_path / "repo" / "a") == (tmp_path / "repo").resolve()
