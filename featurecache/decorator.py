@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -46,13 +47,16 @@ class FeatureCache:
         self._settings_arg = settings
         self._overrides = overrides
         self._engine: CacheEngine | None = None
+        self._pid = os.getpid()  # the process that opened _engine
         self._lock = threading.Lock()
 
     @property
     def engine(self) -> CacheEngine:
-        """The opened cache (catalog + store); opened on first use."""
-        if self._engine is None:
+        """The opened cache (catalog + store); opened on first use, and again in a forked
+        child (a fork-started worker), which must not share its parent's connections."""
+        if self._engine is None or self._pid != os.getpid():
             with self._lock:
+                self._forget_inherited()
                 if self._engine is None:
                     from featurecache.cache import CacheEngine
 
@@ -62,11 +66,22 @@ class FeatureCache:
                         settings=self._settings_arg,
                         overrides=self._overrides,
                     )
+                    self._pid = os.getpid()
         return self._engine
+
+    def _forget_inherited(self) -> None:
+        """After a fork, drop the parent's engine without closing anything: its connections,
+        threads and pending publishes belong to the parent. The catalog's pool is replaced
+        without closing its connections (SQLAlchemy's recipe for forked processes), which
+        also makes an explicitly given ``Catalog`` usable again in this process."""
+        if self._engine is not None and self._pid != os.getpid():
+            self._engine.catalog.engine.dispose(close=False)
+            self._engine = None
 
     def close(self) -> None:
         """Wait for pending publishes and release connections."""
         with self._lock:
+            self._forget_inherited()
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,25 @@ if TYPE_CHECKING:
     from featurecache.cache import CacheEngine, PublishJob
 
 log = logging.getLogger("featurecache")
+
+_open_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()
+
+
+def _close_open_publishers() -> None:
+    for publisher in list(_open_publishers):
+        publisher.close()
+
+
+# Pending publishes must finish before concurrent.futures' own exit hook, after which no
+# thread pool accepts work (a publish to S3 uploads its parts through one): threading's exit
+# hooks run before atexit's, last registered first, and concurrent.futures.thread registered
+# its hook when it was imported above. atexit is the fallback where that hook is missing.
+try:
+    threading._register_atexit(_close_open_publishers)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):
+    atexit.register(_close_open_publishers)
+# A forked child must not wait at exit for its parent's publishes: they run in the parent.
+os.register_at_fork(after_in_child=_open_publishers.clear)
 
 
 class Publisher:
@@ -32,7 +53,7 @@ class Publisher:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="featurecache-publish")
-                atexit.register(self.close)
+                _open_publishers.add(self)
             future = self._executor.submit(self._run, job)
             self._pending[job.key.key_id] = future
         future.add_done_callback(functools.partial(self._done, job.key.key_id))
@@ -74,4 +95,4 @@ class Publisher:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
-            atexit.unregister(self.close)
+            _open_publishers.discard(self)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ class Project:
     root: Path
     catalog_url: str
     store_url: str
+    _started: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @classmethod
-    def create(cls, root: Path, catalog_url: str | None = None, store_url: str | None = None) -> Project:
+    def create(
+        cls, root: Path, catalog_url: str | None = None, store_url: str | None = None
+    ) -> Project:
         root.mkdir(parents=True, exist_ok=True)
         (root / "pyproject.toml").write_text('[project]\nname = "userproj"\nversion = "0"\n')
         return cls(
@@ -54,7 +58,9 @@ class Project:
         env.update(extra)
         return env
 
-    def run(self, script: str, *, check: bool = True, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: str, *, check: bool = True, timeout: float = 300, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(script)],
             cwd=self.root,
@@ -65,13 +71,64 @@ class Project:
             check=False,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
+
+    def start(self, script: str, **env: str) -> Running:
+        """Start a script without waiting for it (for races); its stdout and stderr go to
+        files, so that many children never block on a full pipe."""
+        logs = self.root / ".runs"
+        logs.mkdir(exist_ok=True)
+        n = next(self._started)
+        stdout, stderr = logs / f"{n}.out", logs / f"{n}.err"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(script)],
+                cwd=self.root,
+                env=self.env(**env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        return Running(process, stdout, stderr)
 
     def run_json(self, script: str, **env: str) -> Any:
         """Run a script whose last stdout line is JSON; return it parsed."""
-        proc = self.run(script, **env)
+        proc = self.run(script, check=True, timeout=300, **env)
         return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Running:
+    """A script started by ``Project.start``."""
+
+    process: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Wait for the script (killing it after ``timeout`` seconds) and return its output."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"subprocess {self.pid} did not finish within {timeout}s:\n"
+                f"{self.stderr_path.read_text(errors='replace')[-3000:]}"
+            ) from None
+        return subprocess.CompletedProcess(
+            self.process.args,
+            self.process.returncode,
+            self.stdout_path.read_text(errors="replace"),
+            self.stderr_path.read_text(errors="replace"),
+        )
 
 
 SESSION = """

@@ -190,4 +190,4 @@ def test_the_schema_of_a_postgres_url_is_created_if_missing(pg_schemas: object) 
 def test_schema_head_constant_matches_the_migration_scripts() -> None:
     from featurecache.catalog import migrate
 
-    assert migrate.SCHEMA_HEAD == migrate.head()
+    assert migrate.head() == migrate.SCHEMA_HEAD
