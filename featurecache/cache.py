@@ -28,7 +28,12 @@ from featurecache.catalog.records import (
     LineageEdge,
     ReturnKind,
 )
-from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError, ConfigError
+from featurecache.errors import (
+    ArtifactCorruptError,
+    ArtifactNotFoundError,
+    ConfigError,
+    LeaseLostError,
+)
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import digest_bytes
@@ -302,7 +307,21 @@ class CacheEngine:
         )
         job.background = background
         if not background:
-            hit = self.publish(job)
+            try:
+                hit = self.publish(job)
+            except LeaseLostError:
+                # We stalled past our lease and someone else took the key over: we must not
+                # publish, but our result is still the right value for this key. Prefer what
+                # the new owner committed, if it already has.
+                log.warning("featurecache: lost the lease on %s; not publishing it", feature.name)
+                committed = self.catalog.lookup(key.key_id)
+                if committed is not None:
+                    return self._result(out, kind, committed, artifact_id)
+                if kind == "lazy":
+                    import polars as pl
+
+                    return pl.from_arrow(table).lazy()  # type: ignore[union-attr]
+                return out
             return self._result(out, kind, hit, artifact_id)
         # The function's own output is not carried over (it may share memory with an array
         # the caller still holds); only values the cache builds from artifact bytes are.
