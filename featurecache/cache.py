@@ -34,6 +34,7 @@ from featurecache.errors import (
     ConfigError,
     LeaseLostError,
 )
+from featurecache.events import EventRecorder
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import digest_bytes
@@ -96,6 +97,7 @@ class CacheEngine:
         self.dvc = DvcStateResolver(aliases=catalog)
         self.files.add_resolver(self.dvc)
         self.publisher = Publisher(self)
+        self.events = EventRecorder(catalog)
         self.owner = _owner_id()
         self.session = SessionStats()
         self.lineage = lineage_from_settings(settings, on_run_usage=catalog.record_run_usage)
@@ -132,8 +134,14 @@ class CacheEngine:
             raise ConfigError("store", f"{type(store).__name__} is not a store", "Give a path, an s3:// URL or a store.")
         return cls(settings, opened_catalog, opened_store)
 
+    def flush(self) -> None:
+        """Wait for pending publishes and write queued usage events."""
+        self.publisher.flush()
+        self.events.flush()
+
     def close(self) -> None:
         self.publisher.close()
+        self.events.close()
         if self.lineage is not None:
             self.lineage.close()
         self.catalog.close()
@@ -422,17 +430,21 @@ class CacheEngine:
         return out
 
     def _record(self, kind: str, hit: Hit, seconds: float) -> None:
+        from featurecache.catalog.queries import UsageEvent
+
         self.session.add(kind, hit.artifact.compute_seconds, hit.entry.feature)
+        self.events.add(
+            UsageEvent(
+                "hit" if kind == "hit" else "miss",
+                hit.entry.key_id,
+                hit.entry.feature,
+                hit.artifact.artifact_id,
+                seconds,
+                hit.artifact.compute_seconds,
+            )
+        )
         if self.lineage is not None:
             self.lineage.on_resolved(_resolved(hit, "hit", code_source=""))
-        self.catalog.record_event(
-            "hit" if kind == "hit" else "miss",
-            key_id=hit.entry.key_id,
-            feature=hit.entry.feature,
-            artifact_id=hit.artifact.artifact_id,
-            duration_seconds=seconds,
-            compute_seconds=hit.artifact.compute_seconds,
-        )
 
 
 def _upstream(edges: list[LineageEdge], artifact_uri: Any) -> tuple[Upstream, ...]:

@@ -59,5 +59,5 @@ def why(feature: str | Feature, *, cache: FeatureCache | None = None) -> WhyRepo
     else:
         name = feature
     engine = (cache or default_cache()).engine
-    engine.publisher.flush()
+    engine.flush()
     return why_in_catalog(engine.catalog, name)

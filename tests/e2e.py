@@ -135,7 +135,7 @@ SESSION = """
 import json, featurecache
 def _session():
     engine = featurecache.default_cache().engine
-    engine.publisher.flush()
+    engine.flush()
     s = engine.session
     return {"hits": s.hits, "misses": s.misses}
 """

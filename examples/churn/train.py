@@ -87,7 +87,7 @@ def mlflow_run(args: argparse.Namespace) -> Iterator[Callable[[dict[str, Any]], 
         yield lambda summary: mlflow.log_metrics(
             {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
         )
-        featurecache.default_cache().engine.publisher.flush()
+        featurecache.default_cache().engine.flush()
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     test_auc = auc(matrix[split:] @ weights, labels[split:])
     training = time.perf_counter() - t1
 
-    featurecache.default_cache().engine.publisher.flush()
+    featurecache.default_cache().engine.flush()
     session = featurecache.default_cache().engine.session
     return {
         "users": len(table),
