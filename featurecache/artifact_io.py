@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from featurecache.catalog.records import ReturnKind
 from featurecache.errors import UnsupportedOutputError
+from featurecache.forking import in_forked_child
 
 if TYPE_CHECKING:
     import polars as pl
@@ -150,7 +151,7 @@ def write_parquet(
     against the catalog on read either way.
     """
     level = settings.compression_level if settings.compression == "zstd" else None
-    if kind in ("polars", "lazy"):
+    if kind in ("polars", "lazy") and not in_forked_child():
         import polars as pl
 
         frame = pl.from_arrow(table, rechunk=False)
@@ -227,6 +228,12 @@ def read_artifact(
     and memory-maps ``path`` itself; pass ``path`` (the local store's file) when ``data`` is a
     memory map, else polars needs one more copy of the file.
     """
+    if kind in ("polars", "lazy") and in_forked_child():
+        import polars as pl
+
+        frame = pl.from_arrow(read_table(data))
+        assert isinstance(frame, pl.DataFrame)
+        return frame.lazy() if kind == "lazy" else frame
     if kind in ("polars", "lazy"):
         import polars as pl
 

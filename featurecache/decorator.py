@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from featurecache import forking  # noqa: F401 - registers the at-fork hook early
 from featurecache.errors import ConfigError
 
 if TYPE_CHECKING:
