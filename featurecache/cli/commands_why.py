@@ -25,8 +25,9 @@ def why(
         return
     typer.echo(f"{feature}: key {report.latest.key_id[:12]} → artifact {report.latest.artifact_id[:12]}")
     typer.echo(report.explanation.summary)
-    for message in report.explanation.messages():
-        typer.echo(f"  - {message}")
+    if report.explanation.changes:
+        for message in report.explanation.messages():
+            typer.echo(f"  - {message}")
     print_table(
         "key components",
         ["kind", "name", "value", "detail"],
