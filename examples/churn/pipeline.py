@@ -28,9 +28,9 @@ def clean_clicks(clicks_path: Path) -> pl.DataFrame:
     """Drop duplicated events, impossible durations and unknown pages; sort by user and time."""
     return (
         pl.read_parquet(clicks_path)
-        .unique(maintain_order=False)
+        .unique(maintain_order=True)  # deterministic output: same inputs, same artifact
         .filter(_valid_duration() & pl.col("page").is_in(KNOWN_PAGES))
-        .sort(["user_id", "ts"])
+        .sort(["user_id", "ts"], maintain_order=True)
     )
 
 
@@ -42,7 +42,7 @@ def sessionize(clicks: pl.DataFrame, gap_minutes: int = 30) -> pl.DataFrame:
     with_session = observed.with_columns(
         ((pl.col("ts").diff().over("user_id") > gap).fill_null(True).cum_sum().over("user_id")).alias("session")
     )
-    return with_session.group_by(["user_id", "session"]).agg(
+    return with_session.group_by(["user_id", "session"], maintain_order=True).agg(
         pl.col("ts").min().alias("start"),
         pl.col("ts").max().alias("end"),
         pl.len().alias("events"),
