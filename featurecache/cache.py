@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,17 +229,7 @@ class CacheEngine:
         from featurecache.forking import in_forked_child
 
         try:
-            size = os.stat(path).st_size
-            if size != artifact.size_bytes:
-                raise ArtifactCorruptError(
-                    artifact.artifact_id, f"{size} bytes, the catalog recorded {artifact.size_bytes}"
-                )
-            actual = hash_file_bytes(str(path))
-            if actual != artifact.file_hash:
-                raise ArtifactCorruptError(
-                    artifact.artifact_id,
-                    f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}",
-                )
+            _verify(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
             if in_forked_child():
                 return read_artifact(path.read_bytes(), "polars")
             import polars as pl
@@ -251,15 +241,7 @@ class CacheEngine:
 
     @staticmethod
     def _check_bytes(artifact: ArtifactRecord, data: memoryview) -> None:
-        if len(data) != artifact.size_bytes:
-            raise ArtifactCorruptError(
-                artifact.artifact_id, f"{len(data)} bytes, the catalog recorded {artifact.size_bytes}"
-            )
-        actual = digest_bytes(data)
-        if actual != artifact.file_hash:
-            raise ArtifactCorruptError(
-                artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
-            )
+        _verify(artifact, len(data), lambda: digest_bytes(data))
 
     # -- miss ---------------------------------------------------------------------------
 
@@ -476,6 +458,20 @@ class CacheEngine:
         )
         if self.lineage is not None:
             self.lineage.on_resolved(_resolved(hit, "hit", code_source=""))
+
+
+def _verify(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
+    """Raise ArtifactCorruptError unless the stored file has the recorded size and hash (the
+    hash is computed only when the size matches)."""
+    if size != artifact.size_bytes:
+        raise ArtifactCorruptError(
+            artifact.artifact_id, f"{size} bytes, the catalog recorded {artifact.size_bytes}"
+        )
+    actual = file_hash()
+    if actual != artifact.file_hash:
+        raise ArtifactCorruptError(
+            artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
+        )
 
 
 def _upstream(edges: list[LineageEdge], artifact_uri: Any) -> tuple[Upstream, ...]:
