@@ -14,11 +14,19 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurecache.cache_parts import (
+    _MISSING,
+    NoLease,
+    PublishJob,
+    SessionStats,
+    resolved_event,
+    upstream_of,
+    verify_file,
+)
 from featurecache.catalog.catalog import Catalog
 from featurecache.catalog.records import (
     ArtifactRecord,
@@ -40,9 +48,6 @@ from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import digest_bytes, hash_file_bytes
 from featurecache.integrations.dvc_state import DvcStateResolver
 from featurecache.integrations.mlflow_lineage import (
-    LineageScope,
-    ResolvedFeature,
-    Upstream,
     lineage_from_settings,
 )
 from featurecache.keys import CacheKey, build_key
@@ -52,33 +57,10 @@ from featurecache.store.base import ArtifactStore
 from featurecache.store.factory import open_store
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from featurecache.decorator import Feature
 
 log = logging.getLogger("featurecache")
-
-
-@dataclass
-class SessionStats:
-    """What this process's calls did (the catalog keeps the durable history)."""
-
-    hits: int = 0
-    misses: int = 0
-    seconds_avoided: float = 0.0
-    compute_seconds: float = 0.0
-    events: list[tuple[str, str]] = field(default_factory=list)  # (feature, "hit"|"miss")
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, kind: str, compute_seconds: float, feature: str) -> None:
-        with self._lock:
-            self.events.append((feature, kind))
-            if kind == "hit":
-                self.hits += 1
-                self.seconds_avoided += compute_seconds
-            else:
-                self.misses += 1
-                self.compute_seconds += compute_seconds
 
 
 def _owner_id() -> str:
@@ -229,7 +211,7 @@ class CacheEngine:
         from featurecache.forking import in_forked_child
 
         try:
-            _verify(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
+            verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
             if in_forked_child():
                 return read_artifact(path.read_bytes(), "polars")
             import polars as pl
@@ -241,7 +223,7 @@ class CacheEngine:
 
     @staticmethod
     def _check_bytes(artifact: ArtifactRecord, data: memoryview) -> None:
-        _verify(artifact, len(data), lambda: digest_bytes(data))
+        verify_file(artifact, len(data), lambda: digest_bytes(data))
 
     # -- miss ---------------------------------------------------------------------------
 
@@ -259,7 +241,7 @@ class CacheEngine:
         if not feature.wait:
             # Compute here even if another process holds the lease; publication stays
             # correct (write-once artifact, first catalog row wins).
-            return self._compute(feature, key, inputs, args, kwargs, started, _NoLease())
+            return self._compute(feature, key, inputs, args, kwargs, started, NoLease())
         while True:
             outcome = acquire_or_wait(
                 self.catalog,
@@ -324,7 +306,7 @@ class CacheEngine:
         background = (
             self.settings.background_publish
             and kind in ("polars", "arrow")
-            and not isinstance(lease, _NoLease)
+            and not isinstance(lease, NoLease)
         )
         job.background = background
         if not background:
@@ -395,11 +377,11 @@ class CacheEngine:
             self.session.add("miss", job.compute_seconds, job.feature.name)
             if self.lineage is not None:
                 won = hit.artifact.artifact_id == job.artifact_id
-                event = _resolved(
+                event = resolved_event(
                     hit,
                     "miss" if won else "hit",
                     code_source=now_code.source,
-                    upstream=_upstream(edges, self.store.uri) if won else (),
+                    upstream=upstream_of(edges, self.store.uri) if won else (),
                 )
                 self.lineage.on_resolved(event, scope=job.scope)
             self.catalog.record_event(
@@ -457,106 +439,4 @@ class CacheEngine:
             )
         )
         if self.lineage is not None:
-            self.lineage.on_resolved(_resolved(hit, "hit", code_source=""))
-
-
-def _verify(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
-    """Raise ArtifactCorruptError unless the stored file has the recorded size and hash (the
-    hash is computed only when the size matches)."""
-    if size != artifact.size_bytes:
-        raise ArtifactCorruptError(
-            artifact.artifact_id, f"{size} bytes, the catalog recorded {artifact.size_bytes}"
-        )
-    actual = file_hash()
-    if actual != artifact.file_hash:
-        raise ArtifactCorruptError(
-            artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
-        )
-
-
-def _upstream(edges: list[LineageEdge], artifact_uri: Any) -> tuple[Upstream, ...]:
-    """MLflow's view of a miss's inputs: the same edges the catalog records."""
-    return tuple(
-        Upstream(edge.argument, edge.upstream_artifact_id, artifact_uri(edge.upstream_artifact_id), True)
-        if edge.upstream_artifact_id
-        else Upstream(edge.argument, edge.fingerprint, edge.source_uri, False)
-        for edge in edges
-    )
-
-
-def _resolved(hit: Hit, kind: Any, *, code_source: str, upstream: Any = ()) -> ResolvedFeature:
-    artifact = hit.artifact
-    return ResolvedFeature(
-        feature=hit.entry.feature,
-        artifact_id=artifact.artifact_id,
-        artifact_uri=artifact.uri,
-        key_id=hit.entry.key_id,
-        code_digest=hit.entry.code_digest,
-        code_source=code_source,
-        rows=artifact.rows,
-        columns=artifact.columns,
-        schema=artifact.schema,
-        kind=kind,
-        upstream=upstream,
-    )
-
-
-class _NoLease:
-    """The lease of a ``wait=False`` call: there is none to check or release."""
-
-    def check(self) -> None:
-        return None
-
-    def release(self) -> None:
-        return None
-
-
-class _Missing:
-    pass
-
-
-_MISSING: Any = _Missing()
-
-
-class PublishJob:
-    """Everything needed to publish one computed result."""
-
-    __slots__ = (
-        "artifact_id",
-        "background",
-        "compute_seconds",
-        "feature",
-        "inputs",
-        "key",
-        "kind",
-        "lease",
-        "scope",
-        "started",
-        "table",
-    )
-
-    def __init__(
-        self,
-        *,
-        scope: LineageScope | None,
-        feature: Feature,
-        key: CacheKey,
-        inputs: dict[str, InputFingerprint],
-        table: pa.Table,
-        kind: ReturnKind,
-        artifact_id: str,
-        compute_seconds: float,
-        started: float,
-        lease: Any,
-    ) -> None:
-        self.feature = feature
-        self.key = key
-        self.inputs = inputs
-        self.table = table
-        self.kind: ReturnKind = kind
-        self.artifact_id = artifact_id
-        self.compute_seconds = compute_seconds
-        self.started = started
-        self.lease = lease
-        self.scope = scope
-        self.background = False
+            self.lineage.on_resolved(resolved_event(hit, "hit", code_source=""))
