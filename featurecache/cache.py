@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from featurecache.decorator import Feature
 
 log = logging.getLogger("featurecache")
+_SEEN_LIMIT = 100_000
 
 
 def _owner_id() -> str:
@@ -85,7 +86,9 @@ class CacheEngine:
         self.lineage = lineage_from_settings(settings, on_run_usage=catalog.record_run_usage)
         # Artifacts this process produced or loaded: a frame input with one of their content
         # ids is a lineage edge to it even when the frame was not carried (a cold run's misses).
-        self.seen_artifacts: set[str] = set()
+        # Bounded (oldest forgotten first) so a long-running process does not grow without
+        # limit; forgetting one only loses a lineage edge, never correctness.
+        self.seen_artifacts: dict[str, None] = {}
 
     @classmethod
     def open(
@@ -199,7 +202,7 @@ class CacheEngine:
             self.catalog.forget_artifact(artifact.artifact_id)
             return _MISSING
         remember(value, artifact.artifact_id)
-        self.seen_artifacts.add(artifact.artifact_id)
+        self._saw(artifact.artifact_id)
         return value
 
     @staticmethod
@@ -284,7 +287,7 @@ class CacheEngine:
         except BaseException:
             lease.release()
             raise
-        self.seen_artifacts.add(artifact_id)
+        self._saw(artifact_id)
         if feature.lazy:
             kind = "lazy"
         job = PublishJob(
@@ -411,6 +414,13 @@ class CacheEngine:
                     f"the result of {job.feature.name} was modified while it was being "
                     f"published (now {now[:12]}); it was not stored",
                 )
+
+    def _saw(self, artifact_id: str) -> None:
+        seen = self.seen_artifacts
+        seen.pop(artifact_id, None)
+        seen[artifact_id] = None
+        if len(seen) > _SEEN_LIMIT:
+            del seen[next(iter(seen))]
 
     def _seen(self, fp: InputFingerprint) -> str | None:
         algo, _, content = fp.fingerprint.partition(":")

@@ -123,21 +123,17 @@ class FeatureCache:
         wait: bool = True,
     ) -> F | Callable[[F], F]:
         """Cache a feature function: bare (``@cache.cached_feature``) or with options."""
-
-        def wrap(target: F) -> F:
-            return _make_feature(
-                target,
-                lambda: self,
-                name=name,
-                version=version,
-                depends_on=depends_on,
-                ignore=ignore,
-                strict=strict,
-                lazy=lazy,
-                wait=wait,
-            )
-
-        return wrap(func) if func is not None else wrap
+        return _decorate(
+            func,
+            lambda: self,
+            name=name,
+            version=version,
+            depends_on=depends_on,
+            ignore=ignore,
+            strict=strict,
+            lazy=lazy,
+            wait=wait,
+        )
 
 
 _default: FeatureCache | None = None
@@ -233,6 +229,17 @@ class Feature:
         return f"<cached feature {self.name!r} of {self.func.__module__}.{self.func.__qualname__}>"
 
 
+def _decorate(
+    func: F | None, cache: Callable[[], FeatureCache], **options: Any
+) -> F | Callable[[F], F]:
+    """The bare form (``func`` given) or the decorator with options (``func`` is None)."""
+
+    def wrap(target: F) -> F:
+        return _make_feature(target, cache, **options)
+
+    return wrap(func) if func is not None else wrap
+
+
 def _make_feature(
     func: F,
     cache: Callable[[], FeatureCache],
@@ -311,17 +318,14 @@ def cached_feature(
     artifact; ``wait=False`` computes instead of waiting for another process's lease.
     """
 
-    def wrap(target: F) -> F:
-        return _make_feature(
-            target,
-            default_cache,
-            name=name,
-            version=version,
-            depends_on=depends_on,
-            ignore=ignore,
-            strict=strict,
-            lazy=lazy,
-            wait=wait,
-        )
-
-    return wrap(func) if func is not None else wrap
+    return _decorate(
+        func,
+        default_cache,
+        name=name,
+        version=version,
+        depends_on=depends_on,
+        ignore=ignore,
+        strict=strict,
+        lazy=lazy,
+        wait=wait,
+    )
