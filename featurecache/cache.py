@@ -89,6 +89,11 @@ class CacheEngine:
         # Bounded (oldest forgotten first) so a long-running process does not grow without
         # limit; forgetting one only loses a lineage edge, never correctness.
         self.seen_artifacts: dict[str, None] = {}
+        # Every call fingerprints its inputs and every hit or miss goes through Parquet I/O:
+        # import that machinery (about 0.1 s, mostly pyarrow.compute) with the cache rather
+        # than inside the first call. ``import featurecache`` stays light.
+        import featurecache.artifact_io
+        import featurecache.fingerprint.inputs  # noqa: F401
 
     @classmethod
     def open(
@@ -178,20 +183,12 @@ class CacheEngine:
                         artifact.artifact_id, f"size {size} != recorded {artifact.size_bytes}"
                     )
                 value: Any = scan_artifact(self.store.scan_target(artifact.artifact_id))
-            elif kind == "polars" and (path := self.store.local_path(artifact.artifact_id)):
-                value = self._load_local_polars(artifact, path)
+            elif (path := self.store.local_path(artifact.artifact_id)) is not None:
+                value = self._load_local(artifact, path, kind)
             else:
                 data = self.store.read_bytes(artifact.artifact_id)
-                self._check_bytes(artifact, data)
-                try:
-                    # polars maps the file by path (cheaper than copying the mapped bytes) …
-                    value = read_artifact(
-                        data, kind, path=self.store.local_path(artifact.artifact_id)
-                    )
-                except FileNotFoundError:
-                    # … but a concurrent GC may have unlinked it since: the verified bytes
-                    # we already hold are still valid.
-                    value = read_artifact(data, kind)
+                verify_file(artifact, len(data), lambda: digest_bytes(data))
+                value = read_artifact(data, kind)
         except ArtifactNotFoundError:
             log.warning("artifact %s is missing from %s: recomputing", artifact.artifact_id, self.store.url)
             self.catalog.forget_artifact(artifact.artifact_id)
@@ -206,27 +203,18 @@ class CacheEngine:
         return value
 
     @staticmethod
-    def _load_local_polars(artifact: ArtifactRecord, path: Path) -> Any:
-        """A polars hit from the local store: verify the file by streaming it through the
-        hash (page cache, not this process's memory), then let polars map it once. Holding a
-        second map of the file while polars decodes it would count the file twice in RSS."""
-        from featurecache.artifact_io import read_artifact
-        from featurecache.forking import in_forked_child
+    def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind) -> Any:
+        """A hit from the local store: verify the file by streaming it through the hash (page
+        cache, not this process's memory), then let polars or pyarrow map it once. Holding a
+        second map of the file while it is decoded would count the file twice in RSS."""
+        from featurecache.artifact_io import read_artifact_file
 
         try:
             verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
-            if in_forked_child():
-                return read_artifact(path.read_bytes(), "polars")
-            import polars as pl
-
-            return pl.read_parquet(path, glob=False)
+            return read_artifact_file(path, kind)
         except FileNotFoundError:
             # Deleted since the catalog row was read (a concurrent GC): recompute.
             raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
-
-    @staticmethod
-    def _check_bytes(artifact: ArtifactRecord, data: memoryview) -> None:
-        verify_file(artifact, len(data), lambda: digest_bytes(data))
 
     # -- miss ---------------------------------------------------------------------------
 
@@ -275,14 +263,17 @@ class CacheEngine:
         started: float,
         lease: Any,
     ) -> Any:
-        from featurecache.artifact_io import to_arrow
+        from featurecache.artifact_io import frame_kind, pandas_snapshot, to_arrow
         from featurecache.fingerprint.arrow import fingerprint_table
 
+        snapshot = None
         try:
             t0 = time.perf_counter()
             out = feature.func(*args, **kwargs)  # exceptions reach the caller unchanged
             compute_seconds = time.perf_counter() - t0
-            table, kind = to_arrow(out, feature.name)
+            if frame_kind(out) == "pandas" and self.settings.background_publish:
+                snapshot = pandas_snapshot(out)
+            table, kind = to_arrow(out if snapshot is None else snapshot, feature.name)
             artifact_id = fingerprint_table(table)
         except BaseException:
             lease.release()
@@ -301,14 +292,17 @@ class CacheEngine:
             compute_seconds=compute_seconds,
             started=started,
             lease=lease,
+            snapshot=snapshot,
         )
-        # A pandas frame is mutable and may share buffers with the Arrow table: publish it
-        # before handing the frame back. Immutable results may publish in the background,
-        # unless the call holds no lease (wait=False): racing others, it may lose the commit
-        # and must then hand back the winner's result, which only a synchronous publish knows.
+        # Results publish in the background while the caller goes on: polars and pyarrow
+        # results are immutable, and a pandas result is published from its copy-on-write
+        # snapshot (without copy-on-write a pandas frame may share buffers the caller can still
+        # write to, so it is published before the frame is handed back). Not when the call
+        # holds no lease (wait=False): racing others, it may lose the commit and must then hand
+        # back the winner's result, which only a synchronous publish knows.
         background = (
             self.settings.background_publish
-            and kind in ("polars", "arrow")
+            and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
             and not isinstance(lease, NoLease)
         )
         job.background = background

@@ -113,6 +113,7 @@ class PublishJob:
         "kind",
         "lease",
         "scope",
+        "snapshot",
         "started",
         "table",
     )
@@ -130,6 +131,7 @@ class PublishJob:
         compute_seconds: float,
         started: float,
         lease: Any,
+        snapshot: object = None,
     ) -> None:
         self.feature = feature
         self.key = key
@@ -141,4 +143,7 @@ class PublishJob:
         self.started = started
         self.lease = lease
         self.scope = scope
+        # A pandas result's copy-on-write snapshot, which ``table`` may share memory with:
+        # held until the publish ends, so the caller's writes to its frame copy first.
+        self.snapshot = snapshot
         self.background = False

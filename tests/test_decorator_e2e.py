@@ -210,13 +210,22 @@ print(json.dumps({"err": err}))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_corrupted_artifact_is_quarantined_and_recomputed(tmp_path, damage):
+@pytest.mark.parametrize(
+    ("feature", "total"),
+    [
+        ("polars_feature", "int(value['x'].sum())"),
+        ("pandas_feature", "int(value['a'].sum())"),
+        ("arrow_feature", "int(pc.sum(value['x']).as_py())"),
+    ],
+)
+def test_corrupted_artifact_is_quarantined_and_recomputed(tmp_path, damage, feature, total):
     project = Project.create(tmp_path / "proj")
     project.write("features.py", FEATURES)
-    script = SESSION + '''
-from features import polars_feature
-df = polars_feature(50)
-print(json.dumps({"sum": int(df["x"].sum()), "session": _session()}))
+    script = SESSION + f'''
+import pyarrow.compute as pc
+from features import {feature}
+value = {feature}(50)
+print(json.dumps({{"sum": {total}, "session": _session()}}))
 '''
     first = project.run_json(script)
     files = [p for p in (project.root / "cache" / "artifacts").rglob("*.parquet") if "quarantine" not in p.parts]

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from featurecache.cache import CacheEngine
     from featurecache.catalog.catalog import Catalog
     from featurecache.store.base import ArtifactStore
 
@@ -17,12 +16,6 @@ def open_catalog() -> Catalog:
     from featurecache.settings import load_settings
 
     return Catalog.open(load_settings().catalog_url)
-
-
-def open_engine() -> CacheEngine:
-    from featurecache.cache import CacheEngine
-
-    return CacheEngine.open(catalog=None, store=None, settings=None, overrides={})
 
 
 @contextmanager
