@@ -1,5 +1,7 @@
-"""Background publishing: a miss hands its (immutable) result back while the artifact is
-written, made durable and committed on one background thread.
+"""Background publishing: a miss hands its result back while the artifact is written, made
+durable and committed on one background thread. The result must not change meanwhile: polars
+and pyarrow results are immutable, a pandas result is published from a copy-on-write snapshot,
+and what was written is re-fingerprinted before it is committed.
 
 Invariants kept: the catalog row is committed only after the file is durable (the job runs the
 same ``CacheEngine.publish`` as a synchronous miss); a read of a key that is still being
