@@ -154,10 +154,9 @@ class FileFingerprinter:
 
     # ----------------------------------------------------------------- content hashing
     def _content(self, path: Path, st: os.stat_result, known: dict[str, Any] | None) -> str:
-        for resolver in self._resolvers:
-            answer = resolver(path, st)
-            if answer:
-                return answer
+        # The stat cache first: it answers in microseconds, while a resolver may have to import
+        # and open DVC (a third of a second per process). A resolver's answer is remembered
+        # like our own hash, under the same stat key and racy-write rule.
         key = str(path)
         row = known.get(key) if known is not None else self._lookup(key)
         if row is not None and tuple(row[:5]) == _key(st):
@@ -165,6 +164,12 @@ class FileFingerprinter:
             if hashed_at_ns - max(st.st_mtime_ns, st.st_ctime_ns) >= self.racy_window_ns:
                 self.cache_hits += 1
                 return str(digest)
+        for resolver in self._resolvers:
+            started_ns = self._clock()
+            answer = resolver(path, st)
+            if answer:
+                self._store(key, _key(st), answer, started_ns)
+                return answer
         return self._hash_and_store(path, key)
 
     def _hash_and_store(self, path: Path, key: str) -> str:

@@ -182,6 +182,33 @@ def test_resolvers_answer_first(files: FileFingerprinter, project: Path) -> None
     assert files.files_hashed == 1 and calls == [tracked, other]
 
 
+def test_a_resolvers_answer_is_remembered_until_the_file_changes(
+    files: FileFingerprinter, project: Path, tmp_path: Path
+) -> None:
+    """After a resolver answered, the stat cache answers for the unchanged file (in this and
+    later processes) without asking the resolver (DVC's import costs a third of a second);
+    a changed file asks again."""
+    tracked = write(project / "tracked.bin", b"dvc")
+    calls: list[bytes] = []
+
+    def dvc_like(path: Path, st: os.stat_result) -> str | None:
+        calls.append(path.read_bytes())
+        return f"md5:{len(calls):032x}"
+
+    files.add_resolver(dvc_like)
+    first = files.fingerprint("p", tracked)
+    assert files.fingerprint("p", tracked).fingerprint == first.fingerprint
+    assert calls == [b"dvc"] and files.cache_hits == 1 and files.files_hashed == 0
+    files.close()
+    with FileFingerprinter(tmp_path / "state", project_root=project, clock=later_clock) as again:
+        again.add_resolver(dvc_like)
+        assert again.fingerprint("p", tracked).fingerprint == first.fingerprint
+        assert calls == [b"dvc"] and again.cache_hits == 1
+        write(tracked, b"DVC!")
+        changed = again.fingerprint("p", tracked)
+        assert calls == [b"dvc", b"DVC!"] and changed.fingerprint != first.fingerprint
+
+
 def test_unusable_state_dir_warns_and_still_fingerprints(project: Path, tmp_path: Path) -> None:
     blocker = write(tmp_path / "not-a-dir", b"")
     path = write(project / "x", b"1")
