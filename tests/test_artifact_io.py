@@ -193,7 +193,13 @@ def test_lazy_query_errors_propagate_unchanged() -> None:
 def test_pyarrow_writer_codec_statistics_and_checksums(
     tmp_path: Path, settings: Settings, codec: str
 ) -> None:
-    table = pa.table({"a": np.arange(50_000), "s": [f"v{i % 97}" for i in range(50_000)]})
+    table = pa.table(
+        {
+            "a": np.arange(50_000),
+            "s": [f"v{i % 97}" for i in range(50_000)],
+            "r": np.random.default_rng(0).integers(0, 1 << 62, 50_000),
+        }
+    )
     path = tmp_path / "t.parquet"
     write_parquet(table, path, with_overrides(settings, compression=codec, row_group_rows=20_000))
     meta = pq.ParquetFile(path).metadata
@@ -205,6 +211,12 @@ def test_pyarrow_writer_codec_statistics_and_checksums(
     )
     assert column.statistics is not None and column.statistics.has_min_max
     assert (column.statistics.min, column.statistics.max) == (0, 19_999)
+    # Dictionaries where they pay (97 distinct strings); a column of distinct values gives up
+    # on its dictionary at 64 KiB (pyarrow's default would first fill 1 MiB, here 160 KB).
+    assert "RLE_DICTIONARY" in meta.row_group(0).column(1).encodings
+    distinct = meta.row_group(0).column(2)
+    assert "PLAIN" in distinct.encodings
+    assert distinct.data_page_offset - (distinct.dictionary_page_offset or 0) < 80_000
     # The file carries page CRCs, so any Parquet reader that checks them catches a flipped byte
     # (the cache itself checks the whole file's xxh3 before reading, see test_decorator_e2e).
     start = column.dictionary_page_offset or column.data_page_offset
