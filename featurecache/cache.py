@@ -89,10 +89,11 @@ class CacheEngine:
         # Bounded (oldest forgotten first) so a long-running process does not grow without
         # limit; forgetting one only loses a lineage edge, never correctness.
         self.seen_artifacts: dict[str, None] = {}
-        # Every call fingerprints its inputs and every hit or miss goes through Parquet I/O:
-        # import that machinery (about 0.1 s, mostly pyarrow.compute) with the cache rather
-        # than inside the first call. ``import featurecache`` stays light.
+        # Every call hashes its function's code and its inputs, and every hit or miss goes
+        # through Parquet I/O: import that machinery (about 0.1 s, mostly pyarrow.compute) with
+        # the cache rather than inside the first call. ``import featurecache`` stays light.
         import featurecache.artifact_io
+        import featurecache.fingerprint.code
         import featurecache.fingerprint.inputs  # noqa: F401
 
     @classmethod
