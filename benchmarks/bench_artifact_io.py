@@ -23,28 +23,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow.parquet as pq
 from workload import ensure_input, generate
 
-from featurecache.artifact_io import read_artifact, to_arrow, write_parquet
+from featurecache.artifact_io import read_artifact_file, to_arrow, write_parquet
 from featurecache.settings import load_settings, with_overrides
 
 # Runs in a fresh interpreter so its peak RSS is the hit's alone (VmHWM: ru_maxrss would carry
-# the forking parent's size across exec). The bytes are memory-mapped and hashed first, as the
-# local store and the cache's integrity check do; the peak counts those mapped file pages.
+# the forking parent's size across exec). It does what a local-store hit does: stream the file
+# through xxh3 (the integrity check), then read the file memory-mapped.
 _HIT = """
-import json, mmap, os, sys, time
+import json, os, sys, time
 from pathlib import Path
-import xxhash
-from featurecache.artifact_io import read_artifact
+import featurecache.artifact_io
+from featurecache.artifact_io import read_artifact_file
+from featurecache.hashing import hash_file_bytes
 path, kind = Path(sys.argv[1]), sys.argv[2]
 def status(key):  # kB fields of /proc/self/status; VmHWM is this process image's peak RSS
     line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
     return int(line.split()[1]) * 1024
 before = status("VmRSS")
-with path.open("rb") as handle:
-    view = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
 start = time.perf_counter()
-xxhash.xxh3_128(view).hexdigest()
+hash_file_bytes(str(path))
 hashed = time.perf_counter()
-frame = read_artifact(view, kind, path=path)
+frame = read_artifact_file(path, kind)
 done = time.perf_counter()
 print(json.dumps({"hash_s": hashed - start, "read_s": done - hashed,
                   "peak_bytes": status("VmHWM") - before}))
@@ -72,7 +71,7 @@ def run(
                 table, kind = to_arrow(obj, "bench")
                 path = Path(folder) / f"{codec}-{kind_name}.parquet"
                 write_s = _seconds(partial(write_parquet, table, path, settings, kind=kind))
-                read = partial(read_artifact, path.read_bytes(), kind)
+                read = partial(read_artifact_file, path, kind)
                 read_s = min(_seconds(read) for _ in range(2))
                 hit = subprocess.run(
                     [sys.executable, "-c", _HIT, str(path), kind],
