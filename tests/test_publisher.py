@@ -18,9 +18,7 @@ from featurecache import FeatureCache, artifact_io
 
 
 def _cache(tmp_path: Path, **settings: Any) -> FeatureCache:
-    return FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", **settings
-    )
+    return FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", **settings)
 
 
 def _pandas_result() -> pd.DataFrame:
