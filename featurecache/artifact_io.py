@@ -293,8 +293,10 @@ def _from_table(table: pa.Table, kind: ReturnKind) -> object:
     if kind == "arrow":
         return table
     extras = _pandas_extras(table)
-    # split_blocks + self_destruct release each Arrow column once converted.
-    return _restore_pandas_extras(table.to_pandas(split_blocks=True, self_destruct=True), extras)
+    # self_destruct releases each Arrow column once converted. Not split_blocks: it hands out
+    # zero-copy numpy views of Arrow memory, which are read-only, and a frame from the cache
+    # must take ``df.loc[...] = ...`` like any other (apache/arrow#13316).
+    return _restore_pandas_extras(table.to_pandas(self_destruct=True), extras)
 
 
 # What pandas' own Arrow metadata loses: an index's freq and a RangeIndex of column labels.

@@ -19,6 +19,7 @@ import pytest
 from featurecache.artifact_io import (
     describe_schema,
     read_artifact,
+    read_artifact_file,
     scan_artifact,
     to_arrow,
     write_parquet,
@@ -129,6 +130,28 @@ def test_pandas_roundtrip_keeps_index_and_dtypes(
     pd.testing.assert_frame_equal(back, frame, check_index_type=True, check_column_type=True)
     assert type(back.index) is type(frame.index)
     assert fingerprint_table(to_arrow(back, "feature")[0]) == artifact_id
+
+
+@pytest.mark.parametrize("source", ["bytes", "file"])
+def test_pandas_frame_read_back_can_be_written_to(
+    tmp_path: Path, settings: Settings, source: str
+) -> None:
+    """A hit's frame takes in-place writes like any other: pyarrow's zero-copy (split_blocks)
+    conversion would hand out read-only numpy views of Arrow memory."""
+    frame = pd.DataFrame({"i": np.arange(100), "f": np.linspace(0, 1, 100), "b": [True] * 100})
+    table, kind = to_arrow(frame, "feature")
+    path = tmp_path / "p.parquet"
+    write_parquet(table, path, settings, kind=kind)
+    back = (
+        read_artifact(path.read_bytes(), kind)
+        if source == "bytes"
+        else read_artifact_file(path, kind)
+    )
+    assert isinstance(back, pd.DataFrame)
+    back.loc[0, "i"] = -1
+    back.loc[1, "f"] = 9.5
+    back.iloc[2, 2] = False
+    assert (back.at[0, "i"], back.at[1, "f"], back.at[2, "b"]) == (-1, 9.5, False)
 
 
 def test_arrow_roundtrip_keeps_exact_types(tmp_path: Path, settings: Settings) -> None:

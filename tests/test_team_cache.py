@@ -75,6 +75,15 @@ def clean_events(events: pl.DataFrame) -> pl.DataFrame:
 def spend_per_user(events: pl.DataFrame, top: int = 3) -> pl.DataFrame:
     _count("spend_per_user")
     return events.group_by("user").agg(pl.col("amount").sum()).sort("user").head(top)
+
+@cached_feature
+def pandas_table(n: int):
+    import pandas as pd
+    _count("pandas_table")
+    return pd.DataFrame(
+        {"k": np.arange(n), "s": pd.Categorical(["a", "b", "c"] * (n // 3)), "x": np.linspace(0, 1, n)},
+        index=pd.Index([f"r{i}" for i in range(n)], name="row"),
+    )
 """
 )
 
@@ -202,6 +211,32 @@ print(json.dumps({"same": all(f.equals(frames[0]) for f in frames), "session": _
     assert len({e[2] for e in entries}) == 1  # ...one artifact
     assert len(team.artifacts()) == 1
     assert len(team.stored()) == 1  # one file / one S3 object
+
+
+# The process ends right after the call: the pandas result is published in the background
+# (from its copy-on-write snapshot) and the exit hook waits for it, S3 upload included; the
+# caller meanwhile writes to the frame it was handed.
+PANDAS = (
+    SESSION
+    + """
+from features import pandas_table
+frame = pandas_table(30_000)
+digest = frame.to_csv()
+frame.loc["r0", "k"] = -1
+print(json.dumps({"csv": digest, "session": _session()}))
+"""
+)
+
+
+def test_pandas_results_publish_in_the_background_and_hit_from_the_next_process(
+    team: TeamBackend,
+) -> None:
+    first = team.run_json(PANDAS)
+    second = team.run_json(PANDAS)
+    assert first["session"] == {"hits": 0, "misses": 1}
+    assert second["session"] == {"hits": 1, "misses": 0}
+    assert second["csv"] == first["csv"]  # the stored frame, not the caller's edit
+    assert len(executions(team)) == 1 and len(team.stored()) == 1
 
 
 PIPELINE = (
