@@ -245,27 +245,16 @@ def _whole_bytes(data: memoryview | bytes) -> bytes | None:
     return None
 
 
-def read_artifact(
-    data: memoryview | bytes, kind: ReturnKind, *, path: Path | None = None
-) -> object:
-    """The object a hit hands back: a polars DataFrame ("polars"), a LazyFrame over it ("lazy";
-    prefer ``scan_artifact`` when the artifact has a path), a pandas DataFrame with its index
-    ("pandas") or a pyarrow Table ("arrow").
-
-    Peak memory: the output plus the file bytes. polars reads ``bytes`` without copying them
-    and memory-maps ``path`` itself; pass ``path`` (the local store's file) when ``data`` is a
-    memory map, else polars needs one more copy of the file.
-    """
+def read_artifact(data: memoryview | bytes, kind: ReturnKind) -> object:
+    """The object a hit hands back from an artifact's bytes (a remote store's download): a
+    polars DataFrame ("polars"), a LazyFrame over it ("lazy"), a pandas DataFrame with its index
+    ("pandas") or a pyarrow Table ("arrow"). Local files go through ``read_artifact_file``.
+    polars reads ``bytes`` without copying them."""
     if kind in ("polars", "lazy") and not in_forked_child():
         import polars as pl
 
         whole = _whole_bytes(data)
-        if whole is not None:
-            frame = pl.read_parquet(whole)
-        elif path is not None:
-            frame = pl.read_parquet(path, glob=False)
-        else:
-            frame = pl.read_parquet(io.BytesIO(data))
+        frame = pl.read_parquet(whole if whole is not None else io.BytesIO(data))
         return frame.lazy() if kind == "lazy" else frame
     return _from_table(read_table(data), kind)
 

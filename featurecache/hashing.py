@@ -36,17 +36,25 @@ def digest_bytes(data: bytes | bytearray | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def hash_file_bytes(path: str, chunk_size: int = 1 << 21) -> str:
-    """xxh3-128 of a file's bytes, streamed through one reused buffer: the file passes through
-    the page cache, never through this process's heap (about 3x faster than ``read()`` chunks,
-    which allocate and fault in a new buffer each time)."""
+def hash_readable(handle: Any, chunk_size: int = 1 << 21) -> tuple[str, int]:
+    """xxh3-128 of everything left in a binary file object, and how many bytes that was.
+    Streamed through one reused buffer (``readinto``): the data passes through the page cache,
+    never through this process's heap (about 3x faster than ``read()`` chunks, which allocate
+    and fault in a new buffer each time)."""
     hasher = new_hasher()
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
+    total = 0
+    while count := handle.readinto(buffer):
+        hasher.update(view[:count])
+        total += count
+    return hasher.hexdigest(), total
+
+
+def hash_file_bytes(path: str) -> str:
+    """xxh3-128 of a file's bytes (``hash_readable``)."""
     with open(path, "rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            hasher.update(view[:count])
-    return hasher.hexdigest()
+        return hash_readable(handle)[0]
 
 
 class UnencodableValueError(TypeError):

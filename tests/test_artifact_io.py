@@ -185,7 +185,7 @@ def test_read_from_a_memory_map_or_path(tmp_path: Path, settings: Settings) -> N
     ):
         view = memoryview(mapped)
         assert read_artifact(view, "polars").equals(frame)  # type: ignore[attr-defined]
-        assert read_artifact(view, "polars", path=path).equals(frame)  # type: ignore[attr-defined]
+        assert read_artifact_file(path, "polars").equals(frame)  # type: ignore[attr-defined]
         view.release()
 
 

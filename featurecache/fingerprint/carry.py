@@ -28,11 +28,12 @@ Objects of a type without weakref support are simply not remembered.
 
 from __future__ import annotations
 
-import sys
 import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
+
+from featurecache.artifact_io import frame_kind
 
 __all__ = ["forget", "recall", "remember"]
 
@@ -50,17 +51,10 @@ _entries: dict[int, _Entry] = {}
 
 
 def _carriable(obj: object) -> str | None:
-    """ "arrow", "polars" or "lazy" for an object that may be carried, else None."""
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None and isinstance(obj, pyarrow.Table):
-        return "arrow"
-    polars = sys.modules.get("polars")
-    if polars is not None:
-        if isinstance(obj, polars.DataFrame):
-            return "polars"
-        if isinstance(obj, polars.LazyFrame):
-            return "lazy"
-    return None
+    """ "arrow", "polars" or "lazy" for an object that may be carried, else None (pandas frames
+    are mutable in place)."""
+    kind = frame_kind(obj)
+    return None if kind == "pandas" else kind
 
 
 def _signature(frame: Any) -> tuple[Any, ...]:

@@ -35,7 +35,7 @@ from typing import Any
 
 from featurecache.errors import InputNotFoundError, UnsupportedInputError
 from featurecache.fingerprint.types import InputFingerprint
-from featurecache.hashing import HASH_ALGO, hash_struct, new_hasher
+from featurecache.hashing import HASH_ALGO, hash_readable, hash_struct
 
 FileResolver = Callable[[Path, os.stat_result], str | None]
 
@@ -186,14 +186,10 @@ class FileFingerprinter:
         return digest
 
     def _hash_handle(self, handle: Any) -> str:
-        hasher = new_hasher()
-        buffer = bytearray(_CHUNK)
-        view = memoryview(buffer)
-        while count := handle.readinto(buffer):
-            hasher.update(view[:count])
-            self.bytes_hashed += count
+        digest, count = hash_readable(handle, _CHUNK)
+        self.bytes_hashed += count
         self.files_hashed += 1
-        return hasher.hexdigest()
+        return digest
 
     # ----------------------------------------------------------------- directories
     def _directory(self, argument: str, absolute: Path, logical: str) -> InputFingerprint:
