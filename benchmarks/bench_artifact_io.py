@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow.parquet as pq
 from workload import ensure_input, generate
 
-from featurecache.artifact_io import read_artifact_file, to_arrow, write_parquet
+from featurecache.frames import to_arrow
+from featurecache.parquet import read_artifact_file, write_parquet
 from featurecache.settings import load_settings, with_overrides
 
 # Runs in a fresh interpreter so its peak RSS is the hit's alone (VmHWM: ru_maxrss would carry
@@ -32,8 +33,8 @@ from featurecache.settings import load_settings, with_overrides
 _HIT = """
 import json, os, sys, time
 from pathlib import Path
-import featurecache.artifact_io
-from featurecache.artifact_io import read_artifact_file
+import featurecache.frames
+from featurecache.parquet import read_artifact_file
 from featurecache.hashing import hash_file_bytes
 path, kind = Path(sys.argv[1]), sys.argv[2]
 def status(key):  # kB fields of /proc/self/status; VmHWM is this process image's peak RSS

@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from featurecache.catalog.catalog import Catalog
-from featurecache.catalog.engine import run_write
+from featurecache.catalog import Catalog
+from featurecache.catalog.database import run_write
 from featurecache.catalog.models import Artifact, CacheEntry, CodeVersion, Feature
 from featurecache.hashing import hash_struct
 

@@ -121,7 +121,7 @@ def child_build_catalog(entries: int) -> dict[str, Any]:
     """Reuse bench_catalog's bulk builder: ``entries`` artifacts, one entry each."""
     import bench_catalog
 
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
 
     catalog = Catalog.open(f"sqlite:///{ls_catalog_path(entries)}")
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from featurecache.decorator import FeatureCache, cached_feature, default_cache
 from featurecache.errors import (
     AmbiguousReferenceError,
     ArtifactCorruptError,
@@ -21,20 +20,35 @@ from featurecache.errors import (
     CatalogError,
     CatalogVersionError,
     CodeIdentityError,
+    CodeIdentityWarning,
     ConfigError,
+    DvcError,
     FeatureCacheError,
+    InputNotFoundError,
+    InvalidArtifactIdError,
+    InvalidS3UrlError,
+    LeaseLostError,
     MissingDependencyError,
     StoreCapabilityError,
     StoreError,
+    UnknownFeatureError,
     UnsupportedInputError,
     UnsupportedOutputError,
+    WaitTimeoutError,
+)
+from featurecache.feature import (
+    Feature,
+    FeatureCache,
+    FeatureOptions,
+    cached_feature,
+    default_cache,
 )
 
 if TYPE_CHECKING:
     from featurecache.fingerprint.s3object import S3Path
-    from featurecache.integrations.dvc_path import DvcPath
-    from featurecache.integrations.mlflow_lineage import lineage, mlflow_dataset
-    from featurecache.why_report import why
+    from featurecache.integrations.dvc.path import DvcPath
+    from featurecache.integrations.mlflow.lineage import lineage, mlflow_dataset
+    from featurecache.ops.why import why
 
 __version__ = "0.1.0"
 
@@ -45,16 +59,26 @@ __all__ = [
     "CatalogError",
     "CatalogVersionError",
     "CodeIdentityError",
+    "CodeIdentityWarning",
     "ConfigError",
+    "DvcError",
     "DvcPath",
+    "Feature",
     "FeatureCache",
     "FeatureCacheError",
+    "FeatureOptions",
+    "InputNotFoundError",
+    "InvalidArtifactIdError",
+    "InvalidS3UrlError",
+    "LeaseLostError",
     "MissingDependencyError",
     "S3Path",
     "StoreCapabilityError",
     "StoreError",
+    "UnknownFeatureError",
     "UnsupportedInputError",
     "UnsupportedOutputError",
+    "WaitTimeoutError",
     "__version__",
     "cached_feature",
     "default_cache",
@@ -70,15 +94,15 @@ def __getattr__(name: str) -> Any:
 
         return S3Path
     if name == "DvcPath":
-        from featurecache.integrations.dvc_path import DvcPath
+        from featurecache.integrations.dvc.path import DvcPath
 
         return DvcPath
     if name == "why":
-        from featurecache.why_report import why
+        from featurecache.ops.why import why
 
         return why
     if name in ("lineage", "mlflow_dataset"):
-        from featurecache.integrations import mlflow_lineage
+        from featurecache.integrations.mlflow import lineage as mlflow_lineage
 
         return getattr(mlflow_lineage, name)
     raise AttributeError(f"module 'featurecache' has no attribute {name!r}")

@@ -150,9 +150,7 @@ def _encode(value: object, path: str, out: bytearray) -> None:
     elif isinstance(value, _dt.time):
         _len_prefixed(b"h", value.isoformat().encode(), out)
     elif isinstance(value, _dt.timedelta):
-        _len_prefixed(
-            b"r", f"{value.days}:{value.seconds}:{value.microseconds}".encode(), out
-        )
+        _len_prefixed(b"r", f"{value.days}:{value.seconds}:{value.microseconds}".encode(), out)
     elif isinstance(value, list | tuple):
         _encode_sequence(b"L" if isinstance(value, list) else b"U", value, path, out)
     elif isinstance(value, dict):

@@ -1,6 +1,7 @@
 """Building a cache key from a feature's code identity and its input fingerprints (pure).
 
-``key = H(["call", key_scheme, feature, code_digest, H(["inputs", [(arg, fingerprint)…]])])``:
+``key = H(["call", key_scheme, feature, code_digest, H(["inputs", [[arg, kind, fingerprint]…]])])``
+(arguments sorted by name; ``kind`` is the input's kind, "polars", "pandas", "file", "value"…):
 a Merkle structure of domain-tagged parts. Every component goes into the catalog so that
 ``featurecache why`` can say what changed between two keys.
 """
@@ -20,6 +21,9 @@ class CacheKey:
     key_id: str
     inputs_digest: str
     components: dict[str, Any]
+    # The code identity the key was built from: what the catalog records for its row (never
+    # recomputed later, when the code may have changed).
+    code: CodeIdentity
 
 
 def inputs_digest(inputs: Mapping[str, InputFingerprint]) -> str:
@@ -42,4 +46,4 @@ def build_key(feature: str, code: CodeIdentity, inputs: Mapping[str, InputFinger
         "inputs_digest": digest,
         "inputs": {name: inputs[name].to_json() for name in sorted(inputs)},
     }
-    return CacheKey(key_id=key_id, inputs_digest=digest, components=components)
+    return CacheKey(key_id=key_id, inputs_digest=digest, components=components, code=code)

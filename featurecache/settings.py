@@ -11,7 +11,7 @@ import os
 import tomllib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,9 @@ def _parse_compression(name: str, raw: object) -> str:
         text = "none"
     if text not in PARQUET_COMPRESSIONS:
         raise ConfigError(
-            name, f"{raw!r} is not a supported codec", f"Use one of {', '.join(PARQUET_COMPRESSIONS)}."
+            name,
+            f"{raw!r} is not a supported codec",
+            f"Use one of {', '.join(PARQUET_COMPRESSIONS)}.",
         )
     return text
 
@@ -184,12 +186,7 @@ def load_settings(
     if env.get("MLFLOW_TRACKING_URI"):
         values["mlflow_tracking_uri"] = env["MLFLOW_TRACKING_URI"]
 
-    known_fields = {f.name for f in fields(Settings)}
-    for attr, value in overrides.items():
-        if attr not in known_fields:
-            raise ConfigError(attr, "is not a featurecache setting", f"Use one of {sorted(known_fields)}.")
-        if value is not None:
-            values[attr] = value
+    values.update(parse_overrides(overrides))
 
     cache_dir = root / ".featurecache"
     store_url = str(values.pop("store_url", cache_dir / "artifacts"))
@@ -211,5 +208,38 @@ def load_settings(
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A copy of ``settings`` with some fields changed."""
-    return replace(settings, **changes)
+    """A copy of ``settings`` with some fields changed (parsed like every other source)."""
+    return replace(settings, **parse_overrides(changes))
+
+
+def _parse_path(name: str, raw: object) -> Path:
+    return Path(_parse_str(name, raw))
+
+
+def _parse_level(name: str, raw: object) -> int | None:
+    return None if raw is None else _parse_int(name, raw)
+
+
+# Settings fields given in Python (``FeatureCache(compression="zstd")``), by field name.
+_BY_FIELD: dict[str, Any] = {
+    **{attr: parser for attr, parser in _KNOWN.values()},
+    "state_dir": _parse_path,
+    "project_root": _parse_path,
+    "compression_level": _parse_level,
+}
+
+
+def parse_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings given as Python values, through the same parsers as the environment's: a bad
+    one is a ``ConfigError`` naming it, raised where the cache is constructed. ``None`` means
+    "not given"."""
+    parsed: dict[str, Any] = {}
+    for attr, value in overrides.items():
+        parser = _BY_FIELD.get(attr)
+        if parser is None:
+            raise ConfigError(
+                attr, "is not a featurecache setting", f"Use one of {', '.join(sorted(_BY_FIELD))}."
+            )
+        if value is not None:
+            parsed[attr] = parser(attr, value)
+    return parsed

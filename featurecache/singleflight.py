@@ -7,17 +7,16 @@ and one waiter takes over. An owner that cannot renew in time fences itself: ``c
 raises ``LeaseLostError`` so it does not publish (restic's self-fencing). Even a late publish
 would be harmless, since publishing is insert-if-absent: the lease only saves work.
 
-``acquire_or_wait`` is used by the cache layer::
+``engine.CacheEngine._miss`` uses it like this (one owner id per process and thread)::
 
-    got = acquire_or_wait(catalog, key_id, new_owner(), lease_seconds=60,
-                          heartbeat_seconds=10, wait_timeout=3600,
-                          poll=lambda: catalog.lookup(key_id))
-    if isinstance(got, Hit):
-        return load(got)
-    with got:                      # the lease is held and heartbeating
-        result = compute()
-        got.check()                # LeaseLostError if we lost it meanwhile
-        hit = catalog.publish(...)
+    outcome = acquire_or_wait(catalog, key_id, f"{new_owner()}:{thread_id}",
+                              lease_seconds=60, heartbeat_seconds=10, wait_timeout=3600,
+                              poll=lambda: catalog.lookup(key_id))
+    if isinstance(outcome, LeaseKeeper):   # ours, held and heartbeating: compute
+        job = PublishJob(..., lease=outcome)
+        publisher.publish(job)             # outcome.check() before the commit, then release()
+    else:                                  # a Hit another process published meanwhile
+        value = load(outcome)
 """
 
 from __future__ import annotations
@@ -49,6 +48,16 @@ class LeaseCatalog(Protocol):
     def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool: ...
     def release_lease(self, key_id: str, owner: str) -> None: ...
     def get_lease(self, key_id: str) -> LeaseRecord | None: ...
+
+
+class NoLease:
+    """The lease of a ``wait=False`` call: there is none to check or release."""
+
+    def check(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
 
 
 def new_owner() -> str:

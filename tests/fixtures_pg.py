@@ -6,7 +6,7 @@ tests skip with a loud reason, or fail when ``FEATURECACHE_REQUIRE_SERVICES=1`` 
 
 Every test session works in schemas of its own, named ``fc_test_<random>[_<n>]`` and dropped
 when the session ends, so concurrent runs never collide. A catalog URL points into a schema
-through libpq's ``options=-csearch_path=<schema>`` (see ``featurecache.catalog.engine``).
+through libpq's ``options=-csearch_path=<schema>`` (see ``featurecache.catalog.database``).
 
 * ``pg_url``: the session's schema (shared by the tests that need no isolation);
 * ``pg_schemas``: a factory of further schemas (``.url()`` creates one, ``.url(create=False)``
@@ -136,7 +136,7 @@ def pg_catalog_url(pg_schemas: PgSchemas) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_reused_catalog(pg_schemas: PgSchemas) -> str:
     """A catalog at head in a schema of its own, created once per session."""
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
 
     url = pg_schemas.url()
     Catalog.open(url).close()

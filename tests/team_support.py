@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from featurecache.catalog.catalog import Catalog
-from featurecache.catalog.engine import run_read
+from featurecache.catalog import Catalog
+from featurecache.catalog.database import run_read
 from featurecache.catalog.models import CacheEntry, Lease
 from featurecache.catalog.records import ArtifactRecord
 from featurecache.settings import load_settings

@@ -37,7 +37,8 @@ def test_compose_parses_and_names_the_promised_services():
 def test_published_ports_match_the_readme():
     services = _compose()["services"]
     published = {
-        name: {int(p.split(":")[0]) for p in spec.get("ports", [])} for name, spec in services.items()
+        name: {int(p.split(":")[0]) for p in spec.get("ports", [])}
+        for name, spec in services.items()
     }
     assert published["postgres"] == {5432}
     assert published["minio"] == {9000, 9001}

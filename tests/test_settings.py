@@ -12,7 +12,9 @@ from featurecache.settings import find_project_root, load_settings
 
 def _project(tmp_path: Path, table: str = "") -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "p"\n\n[tool.featurecache]\n{table}')
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "p"\n\n[tool.featurecache]\n{table}'
+    )
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     return tmp_path
 
@@ -28,12 +30,22 @@ def test_defaults_live_under_the_project_root(tmp_path: Path) -> None:
 
 
 def test_precedence_explicit_over_env_over_pyproject(tmp_path: Path) -> None:
-    root = _project(tmp_path, 'compression = "zstd"\nlease_seconds = 30\nstore = "/from/pyproject"\n')
+    root = _project(
+        tmp_path, 'compression = "zstd"\nlease_seconds = 30\nstore = "/from/pyproject"\n'
+    )
     from_file = load_settings(environ={}, cwd=root)
-    assert (from_file.compression, from_file.lease_seconds, from_file.store_url) == ("zstd", 30.0, "/from/pyproject")
+    assert (from_file.compression, from_file.lease_seconds, from_file.store_url) == (
+        "zstd",
+        30.0,
+        "/from/pyproject",
+    )
     env = {"FEATURECACHE_COMPRESSION": "snappy", "FEATURECACHE_STORE": "s3://bucket/prefix"}
     from_env = load_settings(environ=env, cwd=root)
-    assert (from_env.compression, from_env.store_url, from_env.lease_seconds) == ("snappy", "s3://bucket/prefix", 30.0)
+    assert (from_env.compression, from_env.store_url, from_env.lease_seconds) == (
+        "snappy",
+        "s3://bucket/prefix",
+        30.0,
+    )
     explicit = load_settings(environ=env, cwd=root, compression="none")
     assert explicit.compression == "none"
 

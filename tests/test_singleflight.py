@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import update
 
-from featurecache.catalog.catalog import Catalog
-from featurecache.catalog.engine import run_write
+from featurecache.catalog import Catalog
+from featurecache.catalog.database import run_write
 from featurecache.catalog.models import Lease
 from featurecache.catalog.records import Hit, LeaseRecord
 from featurecache.errors import CatalogError, LeaseLostError, WaitTimeoutError

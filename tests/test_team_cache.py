@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from featurecache.store.layout import artifact_id_of_name
-from featurecache.store.s3 import UPLOAD_MARK
+from featurecache.store.s3.store import UPLOAD_MARK
 from tests.e2e import SESSION
 from tests.team_support import (
     BACKENDS,
@@ -104,7 +104,7 @@ postgres_s3_only = pytest.mark.parametrize("team", [BACKENDS[1]], indirect=True)
 # ends right after the call, so the (background) publish runs from the interpreter's exit hook.
 DIE_IN_MULTIPART = """
 import os, time
-import featurecache.store.s3 as s3
+import featurecache.store.s3.store as s3
 
 real_init, real_call = s3.S3Store.__init__, s3.S3Store._call
 

@@ -19,7 +19,9 @@ PAGES = ["home", "search", "product", "cart", "checkout", "account", "help", "bl
 ACTIONS = ["view", "click", "scroll", "add_to_cart", "purchase", "logout"]
 
 
-def generate(out_dir: Path, events: int = 5_000_000, users: int = 200_000, seed: int = 7) -> tuple[Path, Path]:
+def generate(
+    out_dir: Path, events: int = 5_000_000, users: int = 200_000, seed: int = 7
+) -> tuple[Path, Path]:
     """Write ``clicks.parquet`` and ``demographics.parquet`` under ``out_dir`` (idempotent)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clicks_path = out_dir / "clicks.parquet"
@@ -60,7 +62,10 @@ def generate(out_dir: Path, events: int = 5_000_000, users: int = 200_000, seed:
     )
     clicks = pl.concat([clicks, clicks.filter(pl.Series(dup))])
     clicks = clicks.with_columns(
-        pl.when(pl.col("duration_s") < 0).then(None).otherwise(pl.col("duration_s")).alias("duration_s")
+        pl.when(pl.col("duration_s") < 0)
+        .then(None)
+        .otherwise(pl.col("duration_s"))
+        .alias("duration_s")
     )
     clicks.write_parquet(clicks_path, compression="zstd")
 
@@ -68,8 +73,12 @@ def generate(out_dir: Path, events: int = 5_000_000, users: int = 200_000, seed:
         {
             "user_id": np.arange(users, dtype=np.int32),
             "age": rng.integers(18, 80, users).astype(np.int16),
-            "country": pl.Series(np.array(["DE", "FR", "US", "GB", "IN", "BR"])[rng.integers(0, 6, users)]),
-            "plan": pl.Series(np.array(["free", "basic", "pro"])[rng.choice(3, users, p=[0.6, 0.3, 0.1])]),
+            "country": pl.Series(
+                np.array(["DE", "FR", "US", "GB", "IN", "BR"])[rng.integers(0, 6, users)]
+            ),
+            "plan": pl.Series(
+                np.array(["free", "basic", "pro"])[rng.choice(3, users, p=[0.6, 0.3, 0.1])]
+            ),
             "signup_days_ago": rng.integers(1, 2000, users).astype(np.int32),
         }
     )

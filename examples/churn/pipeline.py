@@ -40,7 +40,9 @@ def sessionize(clicks: pl.DataFrame, gap_minutes: int = 30) -> pl.DataFrame:
     gap = timedelta(minutes=gap_minutes)
     observed = clicks.filter(pl.col("ts") < OBSERVATION_END)
     with_session = observed.with_columns(
-        ((pl.col("ts").diff().over("user_id") > gap).fill_null(True).cum_sum().over("user_id")).alias("session")
+        (
+            (pl.col("ts").diff().over("user_id") > gap).fill_null(True).cum_sum().over("user_id")
+        ).alias("session")
     )
     return with_session.group_by(["user_id", "session"], maintain_order=True).agg(
         pl.col("ts").min().alias("start"),
@@ -63,14 +65,18 @@ def user_features(sessions: pl.DataFrame, demographics_path: Path) -> pl.DataFra
         pl.col("purchases").sum().alias("purchases"),
         pl.col("carts").sum().alias("carts"),
         pl.col("pages").mean().alias("mean_pages"),
-        ((pl.lit(OBSERVATION_END) - pl.col("end").max()).dt.total_hours() / 24).alias("days_since_last"),
+        ((pl.lit(OBSERVATION_END) - pl.col("end").max()).dt.total_hours() / 24).alias(
+            "days_since_last"
+        ),
         ((pl.col("end").max() - pl.col("start").min()).dt.total_hours() / 24).alias("tenure_days"),
     )
     demographics = pl.read_parquet(demographics_path)
     return (
         per_user.join(demographics, on="user_id", how="left")
         .with_columns(
-            pl.col("plan").replace_strict({"free": 0, "basic": 1, "pro": 2}, default=0).alias("plan_level"),
+            pl.col("plan")
+            .replace_strict({"free": 0, "basic": 1, "pro": 2}, default=0)
+            .alias("plan_level"),
         )
         .sort("user_id")
     )
@@ -81,7 +87,9 @@ def churn_labels(clicks: pl.DataFrame) -> pl.DataFrame:
     """1 when a user active before OBSERVATION_END has no event before LABEL_END after it."""
     before = clicks.filter(pl.col("ts") < OBSERVATION_END).select("user_id").unique()
     after = clicks.filter((pl.col("ts") >= OBSERVATION_END) & (pl.col("ts") < LABEL_END))
-    active_after = after.select("user_id").unique().with_columns(pl.lit(0, pl.Int8).alias("churned"))
+    active_after = (
+        after.select("user_id").unique().with_columns(pl.lit(0, pl.Int8).alias("churned"))
+    )
     return (
         before.join(active_after, on="user_id", how="left")
         .with_columns(pl.col("churned").fill_null(1).cast(pl.Int8))

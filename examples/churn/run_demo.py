@@ -50,7 +50,16 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title="churn demo: two training runs in fresh processes")
-    for column in ("run", "process wall s", "preprocessing s", "training s", "hits", "misses", "preprocessing s avoided", "test AUC"):
+    for column in (
+        "run",
+        "process wall s",
+        "preprocessing s",
+        "training s",
+        "hits",
+        "misses",
+        "preprocessing s avoided",
+        "test AUC",
+    ):
         table.add_column(column, justify="right")
     for name, result, wall in (("cold", cold, cold_wall), ("warm", warm, warm_wall)):
         table.add_row(
@@ -65,8 +74,12 @@ def main() -> None:
         )
     Console(width=140).print(table)
     speedup = cold["preprocessing_seconds"] / max(warm["preprocessing_seconds"], 1e-9)
-    print(f"preprocessing: {cold['preprocessing_seconds']:.2f} s cold → {warm['preprocessing_seconds']:.2f} s warm ({speedup:.0f}× faster)")
-    print("inspect the cache: cd examples/churn && ../../.venv/bin/featurecache ls   (also: stats, why, show, lineage)")
+    print(
+        f"preprocessing: {cold['preprocessing_seconds']:.2f} s cold → {warm['preprocessing_seconds']:.2f} s warm ({speedup:.0f}× faster)"
+    )
+    print(
+        "inspect the cache: cd examples/churn && ../../.venv/bin/featurecache ls   (also: stats, why, show, lineage)"
+    )
     if warm["misses"] != 0 or warm["hits"] < 4:
         raise SystemExit(f"the warm run did not skip all preprocessing: {warm}")
     if cold["test_auc"] != warm["test_auc"]:

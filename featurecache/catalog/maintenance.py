@@ -1,10 +1,10 @@
 """Catalog queries and writes behind ``featurecache gc`` and ``featurecache verify``.
 
-* ``gc_snapshot``: every live artifact as a ``gc.GcCandidate`` (features, pin, active lease on
+* ``gc_snapshot``: every live artifact as a ``GcCandidate`` (features, pin, active lease on
   a key pointing at it, use by an MLflow run) together with the database clock, read in one
   transaction so the planner judges ages against the time the data was read.
 * ``mark_deleted``: the "mark" half of mark-and-sweep. Inside one write transaction it re-reads
-  each planned artifact (row-locked on PostgreSQL), asks ``gc.recheck`` whether it may still
+  each planned artifact (row-locked on PostgreSQL), asks the policy (``ops.gc_plan``) whether it may still
   go (the database clock decides), drops the cache entries pointing at the survivors of that
   check and tombstones them (``deleted_at``). Readers never see a tombstoned artifact again.
 * ``tombstoned`` / ``still_tombstoned`` / ``purge``: the sweep. Files go first, then the
@@ -19,14 +19,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import CursorResult, and_, delete, exists, select, update
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.clock import utc_now, utc_now_plus
 from featurecache.catalog.models import Artifact, CacheEntry, Lease, RunUsageRow
-from featurecache.gc import GcCandidate, GcPolicy, recheck
+from featurecache.catalog.records import GcCandidate
+
+
+class DeletePolicy(Protocol):
+    """What decides, inside the marking transaction, whether a planned artifact may still go
+    (``ops.gc_plan.GcPolicy``): None to delete it, else why it stays."""
+
+    def recheck(
+        self, candidate_now: GcCandidate | None, now: datetime, planned: GcCandidate | None = None
+    ) -> str | None: ...
+
 
 T = TypeVar("T")
 
@@ -119,8 +129,10 @@ def gc_snapshot(conn: Connection) -> tuple[datetime, list[GcCandidate]]:
     return now, _candidates(conn, None, lock=False)
 
 
-def mark_deleted(conn: Connection, planned: Sequence[GcCandidate], policy: GcPolicy) -> MarkOutcome:
-    """Tombstone each planned artifact that ``gc.recheck`` still lets go, and drop the cache
+def mark_deleted(
+    conn: Connection, planned: Sequence[GcCandidate], policy: DeletePolicy
+) -> MarkOutcome:
+    """Tombstone each planned artifact that ``policy.recheck`` still lets go, and drop the cache
     entries that point at it, in the caller's (write) transaction."""
     if not planned:
         return MarkOutcome((), {})
@@ -131,7 +143,7 @@ def mark_deleted(conn: Connection, planned: Sequence[GcCandidate], policy: GcPol
     marked: list[str] = []
     kept: dict[str, str] = {}
     for candidate in planned:
-        reason = recheck(fresh.get(candidate.artifact_id), policy, now, planned=candidate)
+        reason = policy.recheck(fresh.get(candidate.artifact_id), now, planned=candidate)
         if reason is None:
             marked.append(candidate.artifact_id)
         else:

@@ -10,8 +10,8 @@ many processes opening a new catalog at once create it exactly once: SQLite's ow
 (``BEGIN IMMEDIATE``) and, on PostgreSQL, a transaction-scoped advisory lock. Both databases
 roll DDL back with the transaction, so a failed migration leaves nothing half-done.
 
-The scripts ship inside the wheel as ``featurecache/_migrations`` (pyproject force-includes
-the top-level ``migrations`` folder there); an editable install uses ``<repo>/migrations``.
+The scripts live beside this module, in ``featurecache/catalog/migrations``: the same place in
+a wheel, an editable install and a checkout.
 """
 
 from __future__ import annotations
@@ -24,14 +24,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, exc, inspect, text
 from sqlalchemy.engine import Connection
 
-import featurecache
-
 if TYPE_CHECKING:
     from alembic.config import Config
-from featurecache.catalog.engine import create_catalog_engine, run_read, run_write, safe_url
+from featurecache.catalog.database import create_catalog_engine, run_read, run_write, safe_url
 from featurecache.errors import CatalogError, CatalogVersionError
 
-_PACKAGE_DIR = Path(featurecache.__file__).resolve().parent
 UPGRADE_FIX = "run: featurecache db upgrade"
 NEWER_FIX = (
     "It was written by a newer featurecache: upgrade featurecache "
@@ -40,14 +37,13 @@ NEWER_FIX = (
 
 
 def scripts_location() -> Path:
-    """Where the migration scripts are: inside the installed package, else in the repo."""
-    for candidate in (_PACKAGE_DIR / "_migrations", _PACKAGE_DIR.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise CatalogError(
-        f"featurecache's migration scripts are missing (looked in {_PACKAGE_DIR / '_migrations'} "
-        f"and {_PACKAGE_DIR.parent / 'migrations'}); reinstall featurecache"
-    )
+    """Where the migration scripts are: ``migrations/`` beside this module."""
+    location = Path(__file__).resolve().parent / "migrations"
+    if not (location / "env.py").is_file():
+        raise CatalogError(
+            f"featurecache's migration scripts are missing from {location}; reinstall featurecache"
+        )
+    return location
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,51 @@ class LeaseRecord:
     expires_at: datetime
     heartbeat_at: datetime
     expired: bool  # judged by the database clock when read
+
+
+def require_aware(name: str, value: datetime) -> None:
+    # Catalog timestamps are aware UTC; a naive one would compare wrongly or raise mid-plan.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+
+
+@dataclass(frozen=True)
+class GcCandidate:
+    """What GC needs to know about one artifact (a snapshot taken by the catalog)."""
+
+    artifact_id: str
+    features: tuple[str, ...]  # names of the features whose keys point to it
+    size_bytes: int
+    created_at: datetime
+    last_used_at: datetime | None = None  # None: never used since it was created
+    pinned: bool = False
+    leased: bool = False  # an active lease on any key pointing to it
+    used_by_runs: bool = False  # recorded MLflow runs used it
+
+    def __post_init__(self) -> None:
+        if self.size_bytes < 0:
+            raise ValueError(f"artifact {self.artifact_id}: negative size {self.size_bytes}")
+        require_aware(f"artifact {self.artifact_id} created_at", self.created_at)
+        if self.last_used_at is not None:
+            require_aware(f"artifact {self.artifact_id} last_used_at", self.last_used_at)
+        # Normalised so that equal snapshots compare equal whatever order the catalog used.
+        object.__setattr__(self, "features", tuple(sorted(set(self.features))))
+
+    @property
+    def recency(self) -> datetime:
+        """When it was last used, or created if never used (the later, should clocks disagree)."""
+        if self.last_used_at is None:
+            return self.created_at
+        return max(self.created_at, self.last_used_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "artifact_id": self.artifact_id,
+            "features": list(self.features),
+            "size_bytes": self.size_bytes,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": None if self.last_used_at is None else self.last_used_at.isoformat(),
+            "pinned": self.pinned,
+            "leased": self.leased,
+            "used_by_runs": self.used_by_runs,
+        }

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
     from featurecache.store.base import ArtifactStore
 
 
 def open_catalog() -> Catalog:
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
     from featurecache.settings import load_settings
 
     return Catalog.open(load_settings().catalog_url)
@@ -32,7 +32,7 @@ def catalog_session() -> Iterator[Catalog]:
 def cache_session() -> Iterator[tuple[Catalog, ArtifactStore]]:
     """The configured catalog and store. The store's write-once probe is skipped: maintenance
     only reads, deletes and quarantines, and must work on a store it cannot publish to."""
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
     from featurecache.settings import load_settings
     from featurecache.store.factory import open_store
 

@@ -11,17 +11,35 @@ import sys
 
 import typer
 
-from featurecache.cli import (
-    commands_db,
-    commands_export,
-    commands_gc,
-    commands_lineage,
-    commands_ls,
-    commands_pin,
-    commands_show,
-    commands_stats,
-    commands_verify,
-    commands_why,
+from featurecache.cli.commands import (
+    db as commands_db,
+)
+from featurecache.cli.commands import (
+    export as commands_export,
+)
+from featurecache.cli.commands import (
+    gc as commands_gc,
+)
+from featurecache.cli.commands import (
+    lineage as commands_lineage,
+)
+from featurecache.cli.commands import (
+    ls as commands_ls,
+)
+from featurecache.cli.commands import (
+    pin as commands_pin,
+)
+from featurecache.cli.commands import (
+    show as commands_show,
+)
+from featurecache.cli.commands import (
+    stats as commands_stats,
+)
+from featurecache.cli.commands import (
+    verify as commands_verify,
+)
+from featurecache.cli.commands import (
+    why as commands_why,
 )
 from featurecache.errors import FeatureCacheError
 

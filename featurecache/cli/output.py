@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from featurecache.admin.progress import Progress
+    from featurecache.ops.progress import Progress
 
 JSON_HELP = "Print JSON on stdout (and nothing else)."
 # Every listing takes this, spelled ``as_json: JsonFlag = False``.

@@ -33,7 +33,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from featurecache.artifact_io import frame_kind
+from featurecache.frames import frame_kind
 
 __all__ = ["forget", "recall", "remember"]
 

@@ -93,6 +93,10 @@ class FileFingerprinter:
         self.cache_hits = 0
 
     # ----------------------------------------------------------------- public API
+    @property
+    def resolvers(self) -> tuple[FileResolver, ...]:
+        return tuple(self._resolvers)
+
     def add_resolver(self, resolver: FileResolver) -> None:
         """Ask ``resolver(path, stat)`` for a file's content hash before our own cache."""
         self._resolvers.append(resolver)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from featurecache.artifact_io import describe_schema
+from featurecache.frames import describe_schema
 
 
 def schema_of(table: pa.Table | pa.Schema) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ Dispatch recognises third-party types through ``sys.modules`` (an instance of a 
 implies pandas is imported), so ``import featurecache`` never imports pandas, polars or numpy.
 
 * frames (polars DataFrame / LazyFrame, pandas DataFrame, pyarrow Table): the logical Arrow
-  fingerprint of exactly the table ``artifact_io.to_arrow`` would store, so an input and an
+  fingerprint of exactly the table ``frames.to_arrow`` would store, so an input and an
   output of the same content share one fingerprint; a LazyFrame is collected. Frames handed
   out by the cache are recognised (``carry``) and cost no rehash;
 * pandas Series, pyarrow RecordBatch / Array / ChunkedArray, numpy arrays and scalars;
@@ -26,10 +26,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from featurecache.artifact_io import FrameConversionError, frame_kind, frame_to_arrow, type_name
 from featurecache.errors import UnsupportedInputError
 from featurecache.fingerprint import carry
-from featurecache.fingerprint.arrow import fingerprint_array, fingerprint_table
+from featurecache.fingerprint.arrow.content import fingerprint_array, fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.frame_info import carried_schema, frame_shape, schema_of
 from featurecache.fingerprint.types import InputFingerprint
@@ -44,6 +43,7 @@ from featurecache.fingerprint.values import (
     value_digest,
     value_summary,
 )
+from featurecache.frames import FrameConversionError, frame_kind, frame_to_arrow, type_name
 from featurecache.hashing import HASH_ALGO, UnencodableValueError, canonical_encode, hash_struct
 
 SUPPORTED_INPUTS = (
@@ -64,7 +64,14 @@ SUPPORTED_INPUTS = (
     "featurecache DvcPath (a DVC-tracked file at a git revision)",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
-_DVC_MODULE = "featurecache.integrations.dvc_path"
+# Input types that integrations teach the fingerprinter (``register_input_type``): each module
+# that defines such a type registers it when imported, which any instance implies.
+_REGISTERED: dict[type, Callable[[str, Any], InputFingerprint]] = {}
+
+
+def register_input_type(cls: type, fingerprint: Callable[[str, Any], InputFingerprint]) -> None:
+    """Fingerprint arguments of exactly type ``cls`` with ``fingerprint(argument, value)``."""
+    _REGISTERED[cls] = fingerprint
 
 
 class StrLooksLikePathWarning(UserWarning):
@@ -97,10 +104,9 @@ def _fingerprint(
         from featurecache.fingerprint.s3object import fingerprint_s3_object
 
         return fingerprint_s3_object(argument, value)  # type: ignore[arg-type]
-    if cls.__name__ == "DvcPath" and cls.__module__ == _DVC_MODULE:
-        from featurecache.integrations.dvc_path import fingerprint_dvc_path
-
-        return fingerprint_dvc_path(argument, value)  # type: ignore[arg-type]
+    registered = _REGISTERED.get(cls)
+    if registered is not None:
+        return registered(argument, value)
     special = _special(value)
     if special is not None:
         return special(argument, where, value)

@@ -17,7 +17,9 @@ class InputFingerprint:
     kind: str
     # Algorithm-prefixed digest: "xxh3_128:<32 hex>", or "md5:<hex>" for DVC-confirmed files.
     fingerprint: str
-    summary: str  # short, human: "polars DataFrame 5,000,000 × 5", "file data/x.csv (12.0 MB)", "30"
+    summary: (
+        str  # short, human: "polars DataFrame 5,000,000 × 5", "file data/x.csv (12.0 MB)", "30"
+    )
     schema: list[dict[str, Any]] | None = None  # frames: [{"name", "type", "nullable"}]
     rows: int | None = None
     value: Any = None  # JSON-able value for plain parameters (shown as "30 → 45")

@@ -45,9 +45,9 @@ class ScanTarget:
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    url: str
+    location: str  # where the store is: its root folder, or s3://bucket/prefix
 
-    def uri(self, artifact_id: str) -> str:
+    def artifact_uri(self, artifact_id: str) -> str:
         """The artifact's URI (file:///… or s3://…), whether or not it exists."""
         ...
 
@@ -66,11 +66,9 @@ class ArtifactStore(Protocol):
         """A local file path for the artifact when the store is a directory, else None."""
         ...
 
-    def scan_target(self, artifact_id: str) -> ScanTarget:
-        ...
+    def scan_target(self, artifact_id: str) -> ScanTarget: ...
 
-    def exists(self, artifact_id: str) -> bool:
-        ...
+    def exists(self, artifact_id: str) -> bool: ...
 
     def size(self, artifact_id: str) -> int | None:
         """The stored file's size in bytes, None when absent."""
@@ -84,15 +82,13 @@ class ArtifactStore(Protocol):
         """Move a bad artifact aside (never served again, kept for inspection)."""
         ...
 
-    def iter_artifacts(self) -> Iterator[StoredObject]:
-        ...
+    def iter_artifacts(self) -> Iterator[StoredObject]: ...
 
     def iter_temp(self) -> Iterator[StoredObject]:
         """Leftover temp files from interrupted publishes."""
         ...
 
-    def remove_object(self, obj: StoredObject) -> None:
-        ...
+    def remove_object(self, obj: StoredObject) -> None: ...
 
     def check_capabilities(self) -> None:
         """Probe that write-once publishing is honoured; raise StoreCapabilityError if not."""

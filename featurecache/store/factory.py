@@ -60,7 +60,7 @@ def _file_url_path(text: str) -> Path:
 
 def _open_s3(text: str, settings: Settings) -> ArtifactStore:
     from featurecache.fingerprint.s3object import parse_s3_url
-    from featurecache.store.s3 import S3Store
+    from featurecache.store.s3.store import S3Store
 
     try:
         bucket, prefix = parse_s3_url(text, require_key=False)

@@ -50,17 +50,17 @@ class LocalStore:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().absolute()
-        self.url = str(self.root)
+        self.location = str(self.root)
 
     def __repr__(self) -> str:
-        return f"LocalStore({self.url!r})"
+        return f"LocalStore({self.location!r})"
 
     # -- names ------------------------------------------------------------------------------
 
     def _path(self, artifact_id: str) -> Path:
         return self.root / artifact_name(artifact_id)
 
-    def uri(self, artifact_id: str) -> str:
+    def artifact_uri(self, artifact_id: str) -> str:
         return self._path(artifact_id).as_uri()
 
     def local_path(self, artifact_id: str) -> Path | None:
@@ -155,7 +155,7 @@ class LocalStore:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            raise ArtifactNotFoundError(artifact_id, self.url) from None
+            raise ArtifactNotFoundError(artifact_id, self.location) from None
         except OSError as exc:
             raise StoreError(f"cannot read artifact {path}: {exc}") from exc
         try:

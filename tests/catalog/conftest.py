@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from featurecache.catalog.catalog import Catalog
+from featurecache.catalog import Catalog
 
 
 @pytest.fixture

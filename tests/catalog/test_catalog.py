@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import exc, func, select, text, update
 
-from featurecache.catalog.catalog import Catalog, UsageEvent
-from featurecache.catalog.engine import read, run_write
+from featurecache.catalog.database import read, run_write
+from featurecache.catalog.facade import Catalog, UsageEvent
 from featurecache.catalog.models import Artifact, ArtifactInput, CacheEntry
 from featurecache.catalog.models import UsageEventRow as EventRow
 from featurecache.errors import AmbiguousReferenceError, ArtifactNotFoundError

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from featurecache.catalog import migrate
-from featurecache.catalog.catalog import Catalog
+from featurecache.catalog import Catalog, migrate
 from tests.catalog import workers
 from tests.catalog.factories import artifact_id, key_id, publication
 from tests.catalog.test_leases import wait_until_expired

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import exc, text
 
-from featurecache.catalog.engine import (
+from featurecache.catalog.database import (
     create_catalog_engine,
     is_transient,
     read,
@@ -113,7 +113,7 @@ def test_retrying_gives_up_with_a_catalog_error(sqlite_url: str) -> None:
     create_catalog_engine(sqlite_url).dispose()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    from featurecache.catalog.engine import with_retry
+    from featurecache.catalog.database import with_retry
 
     def attempt() -> None:
         with write(engine) as conn:
@@ -216,7 +216,7 @@ def test_in_memory_sqlite_works(tmp_path: Path) -> None:
 def test_connections_the_server_dropped_are_replaced(pg_catalog_url: str) -> None:
     from sqlalchemy.engine import make_url
 
-    from featurecache.catalog.catalog import Catalog
+    from featurecache.catalog import Catalog
     from tests.fixtures_pg import pg_execute
 
     name = f"fc-drop-{os.getpid()}-{secrets.token_hex(3)}"

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from featurecache.catalog.catalog import Catalog
-from featurecache.catalog.engine import read
+from featurecache.catalog import Catalog
+from featurecache.catalog.database import read
 from featurecache.catalog.models import Lease
 from tests.catalog.factories import key_id
 

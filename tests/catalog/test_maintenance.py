@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from featurecache.catalog.catalog import Catalog, UsageEvent
-from featurecache.catalog.engine import run_write
+from featurecache.catalog.database import run_write
+from featurecache.catalog.facade import Catalog, UsageEvent
 from featurecache.catalog.models import Artifact
-from featurecache.gc import (
+from featurecache.ops.gc_plan import (
     CHANGED,
     LEASED,
     PINNED,

@@ -11,9 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from featurecache.catalog import migrate
-from featurecache.catalog.catalog import Catalog
-from featurecache.catalog.engine import create_catalog_engine, run_write
+from featurecache.catalog import Catalog, migrate
+from featurecache.catalog.database import create_catalog_engine, run_write
 from featurecache.catalog.models import Base
 from featurecache.errors import CatalogVersionError
 from tests.catalog.factories import publication
@@ -91,17 +90,12 @@ def later_scripts(tmp_path: Path) -> Path:
     return scripts
 
 
-def test_scripts_are_found_in_the_repo_for_an_editable_install() -> None:
+def test_scripts_ship_inside_the_package() -> None:
+    # One location for a wheel, an editable install and a checkout: beside the module.
     location = migrate.scripts_location()
+    assert location == Path(migrate.__file__).resolve().parent / "migrations"
     assert (location / "env.py").is_file()
     assert migrate.head() == "0001"
-
-
-def test_packaged_scripts_are_preferred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "featurecache"
-    shutil.copytree(migrate.scripts_location(), package / "_migrations")
-    monkeypatch.setattr(migrate, "_PACKAGE_DIR", package)
-    assert migrate.scripts_location() == package / "_migrations"
 
 
 def test_a_new_catalog_is_created_at_head(catalog_url: str) -> None:

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from featurecache.catalog.catalog import Catalog
+from featurecache.catalog import Catalog
 from tests.catalog.factories import publication
 
 

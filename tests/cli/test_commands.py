@@ -14,7 +14,7 @@ import pytest
 
 from featurecache.catalog.records import EventKind
 from featurecache.cli.main import main
-from tests.admin.seed import Cache
+from tests.ops.seed import Cache
 
 
 @dataclass
@@ -240,12 +240,12 @@ def test_grace_defaults_to_an_hour(cache: Cache, run: Any) -> None:
 def test_an_unexpected_failure_is_one_line_too(
     cache: Cache, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import featurecache.admin.stats
+    import featurecache.ops.stats
 
     def broken(catalog: object) -> None:
         raise RuntimeError("boom\nwith a second line")
 
-    monkeypatch.setattr(featurecache.admin.stats, "cache_stats", broken)
+    monkeypatch.setattr(featurecache.ops.stats, "cache_stats", broken)
     result = run("stats")
     assert result.code == 70
     assert "internal error (RuntimeError: boom with a second line)" in one_line_error(result)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from featurecache.fingerprint.arrow import fingerprint_table
-from featurecache.fingerprint.code import code_identity
+from featurecache.fingerprint.arrow.content import fingerprint_table
+from featurecache.fingerprint.code.identity import code_identity
 from featurecache.fingerprint.types import CodeIdentity, InputFingerprint
 from featurecache.hashing import HASH_ALGO, KEY_SCHEME_VERSION, hash_value
 from featurecache.keys import build_key

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurecache.catalog.records import EntryRecord
-from featurecache.explain import explain_change
-from featurecache.fingerprint.code_normalise import source_digest
+from featurecache.fingerprint.code.normalise import source_digest
 from featurecache.fingerprint.types import CodeIdentity
 from featurecache.keys import build_key
+from featurecache.ops.key_diff import explain_change
 from tests.fingerprint.userproject import (
     BASE_FILES,
     edit,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from featurecache.errors import CodeIdentityError, CodeIdentityWarning
-from featurecache.fingerprint.code import clear_memo, code_identity
+from featurecache.fingerprint.code.identity import clear_memo, code_identity
 
 # -- in process ---------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ def test_functions_reached_through_closures_decorators_features_and_classes(
     source = """
         import functools
 
-        from featurecache.decorator import cached_feature
+        from featurecache.feature import cached_feature
 
 
         def compose(fn):
@@ -369,7 +369,7 @@ def test_values_of_many_types_are_hashed_without_warnings(make_module: Any) -> N
 def test_where_code_comes_from() -> None:
     import yaml  # noqa: F401 - loaded, as a referenced library would be
 
-    from featurecache.fingerprint import libraries
+    from featurecache.fingerprint.code import libraries
 
     assert libraries.origin_of_module("json") == "stdlib"
     assert libraries.origin_of_module("sys") == "stdlib"  # builtin, no file

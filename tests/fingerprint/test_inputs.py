@@ -17,13 +17,13 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from featurecache.artifact_io import to_arrow
 from featurecache.errors import InputNotFoundError, UnsupportedInputError
 from featurecache.fingerprint import inputs as inputs_module
-from featurecache.fingerprint.arrow import fingerprint_table
+from featurecache.fingerprint.arrow.content import fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.inputs import StrLooksLikePathWarning, fingerprint_input
 from featurecache.fingerprint.types import InputFingerprint
+from featurecache.frames import to_arrow
 
 
 class Color(enum.Enum):
@@ -231,7 +231,7 @@ def test_s3_paths_are_dispatched_to_the_s3_fingerprint(
 
 def test_importing_featurecache_does_not_import_pandas() -> None:
     code = (
-        "import sys, featurecache, featurecache.fingerprint.inputs, featurecache.artifact_io;"
+        "import sys, featurecache, featurecache.fingerprint.inputs, featurecache.frames;"
         "print('pandas' in sys.modules)"
     )
     result = subprocess.run(

@@ -71,7 +71,7 @@ BASE_FILES: dict[str, str] = {
         from pipeline import util
         from pipeline.util import Sessionizer, clean_ts
 
-        from featurecache.decorator import cached_feature
+        from featurecache.feature import cached_feature
 
         LOCAL = 5
         UNUSED_CONSTANT = "x"
@@ -122,12 +122,12 @@ import importlib, json, os, sys, warnings
 
 warnings.simplefilter("ignore")
 fake = json.loads(os.environ.get("FC_FAKE_VERSIONS") or "{}")
-from featurecache.fingerprint import libraries
+from featurecache.fingerprint.code import libraries
 
 if fake:
     real = libraries.distribution_version
     libraries.distribution_version = lambda name: fake[name] if name in fake else real(name)
-from featurecache.fingerprint.code import code_identity
+from featurecache.fingerprint.code.identity import code_identity
 
 out = {}
 for target in sys.argv[1:]:

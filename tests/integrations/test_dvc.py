@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from featurecache import FeatureCache
-from featurecache.catalog.catalog import Catalog
+from featurecache.catalog import Catalog
 from featurecache.cli.main import main
 from featurecache.errors import DvcError, InputNotFoundError
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.hashing import hash_file_bytes
-from featurecache.integrations.dvc_path import DvcPath
-from featurecache.integrations.dvc_state import DvcStateResolver
+from featurecache.integrations.dvc.path import DvcPath
+from featurecache.integrations.dvc.state import DvcStateResolver
 from tests.e2e import Project
 
 pytest.importorskip("dvc", reason="the dvc extra is not installed")
@@ -179,9 +179,9 @@ def test_importing_featurecache_and_plain_files_do_not_import_dvc(tmp_path: Path
     script = f"""
 import sys
 from pathlib import Path
-import featurecache, featurecache.cache
+import featurecache, featurecache.engine
 from featurecache.fingerprint.files import FileFingerprinter
-from featurecache.integrations.dvc_state import DvcStateResolver
+from featurecache.integrations.dvc.state import DvcStateResolver
 files = FileFingerprinter(Path({str(tmp_path / "state")!r}))
 files.add_resolver(DvcStateResolver(aliases=None))
 files.fingerprint("p", Path({str(tmp_path / "x.csv")!r}))
@@ -213,7 +213,7 @@ from features import clicks_per_user
 out = clicks_per_user(Path("data/a.csv"))
 engine = featurecache.default_cache().engine
 engine.publisher.flush()
-stats = engine.dvc.stats
+stats = next(r for r in engine.files.resolvers if hasattr(r, 'stats')).stats
 report = {
     "hits": engine.session.hits, "total": int(out["clicks"].sum()),
     "state_hits": stats.state_hits, "first_sights": stats.first_sights,
@@ -309,7 +309,7 @@ def test_dvc_path_errors(repo: Repo) -> None:
     with pytest.raises(ValueError, match="inside the repository"):
         DvcPath(repo.root, "../etc/passwd", rev="v1")
     with pytest.raises(InputNotFoundError, match="'clicks'"):
-        from featurecache.integrations.dvc_path import fingerprint_dvc_path
+        from featurecache.integrations.dvc.path import fingerprint_dvc_path
 
         fingerprint_dvc_path("clicks", DvcPath(repo.root, "data/nope.csv", rev="v1"))
     with pytest.raises(DvcError, match="unknown git revision"):

@@ -11,11 +11,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("mlflow")
 
-from featurecache.integrations.mlflow_entities import (
-    dataset_digest,
-    schema_json,
-    source_of,
-)
+from featurecache.integrations.mlflow.entities import dataset_digest, schema_json, source_of
 
 
 @given(

@@ -22,7 +22,7 @@ import pytest
 
 from featurecache.catalog.records import ArtifactRecord
 from featurecache.errors import ConfigError
-from featurecache.integrations.mlflow_lineage import (
+from featurecache.integrations.mlflow.lineage import (
     MlflowLineage,
     ResolvedFeature,
     Upstream,
@@ -358,7 +358,7 @@ def test_lineage_is_off_without_a_tracking_uri(tmp_path: Path) -> None:
 HOT_PATH = """
 import json, statistics, sys, threading, time
 from pathlib import Path
-from featurecache.integrations.mlflow_lineage import ResolvedFeature, lineage_from_settings
+from featurecache.integrations.mlflow.lineage import ResolvedFeature, lineage_from_settings
 from featurecache.settings import load_settings
 assert "mlflow" not in sys.modules, "importing the lineage module imported mlflow"
 cwd = Path(sys.argv[1])
@@ -399,7 +399,7 @@ def test_a_hit_without_a_run_never_imports_mlflow(tmp_path: Path) -> None:
 SKINNY = """
 import importlib.abc, json, logging, sys
 import featurecache.hashing
-from featurecache.integrations.mlflow_lineage import MlflowLineage, ResolvedFeature, lineage
+from featurecache.integrations.mlflow.lineage import MlflowLineage, ResolvedFeature, lineage
 HEAVY = {"numpy", "pandas", "pyarrow", "polars", "scipy", "sklearn"}
 preloaded = sorted(HEAVY & {m.split(".")[0] for m in sys.modules})
 

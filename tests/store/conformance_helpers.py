@@ -13,7 +13,7 @@ import polars as pl
 
 from featurecache.store.base import ArtifactStore
 from featurecache.store.local import LocalStore
-from featurecache.store.s3 import S3Store
+from featurecache.store.s3.store import S3Store
 
 
 def new_id() -> str:

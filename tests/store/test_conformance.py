@@ -54,7 +54,7 @@ def test_publish_then_read_round_trips(store: ArtifactStore) -> None:
     stored = store.publish(artifact_id, writer(data))
 
     assert stored == StoredFile(
-        artifact_id, store.uri(artifact_id), len(data), digest_bytes(data), created=True
+        artifact_id, store.artifact_uri(artifact_id), len(data), digest_bytes(data), created=True
     )
     assert bytes(store.read_bytes(artifact_id)) == data
     assert store.exists(artifact_id)

@@ -79,8 +79,8 @@ def test_uri_and_scan_target_are_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     store, artifact_id = LocalStore(Path("relative")), new_id()
 
-    assert store.url == str(tmp_path / "relative")
-    assert store.uri(artifact_id) == (tmp_path / "relative" / artifact_id[:2]).as_uri() + (
+    assert store.location == str(tmp_path / "relative")
+    assert store.artifact_uri(artifact_id) == (tmp_path / "relative" / artifact_id[:2]).as_uri() + (
         f"/{artifact_id[2:]}.parquet"
     )
     assert Path(store.scan_target(artifact_id).path).is_absolute()

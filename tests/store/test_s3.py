@@ -25,7 +25,7 @@ from featurecache.errors import (
 from featurecache.hashing import digest_bytes
 from featurecache.settings import load_settings
 from featurecache.store.factory import open_store
-from featurecache.store.s3 import META_HASH, S3Store
+from featurecache.store.s3.store import META_HASH, S3Store
 from tests.fixtures_s3 import S3Endpoint
 from tests.store.conformance_helpers import new_id, writer
 
@@ -93,7 +93,7 @@ _KILLED_UPLOADER = r"""
 import sys, time
 from pathlib import Path
 import boto3
-from featurecache.store.s3 import S3Store
+from featurecache.store.s3.store import S3Store
 
 bucket, prefix, artifact_id, spool = sys.argv[1:5]
 
@@ -275,7 +275,7 @@ def test_open_store_builds_an_s3_store(s3_store_url: str, tmp_path: Path) -> Non
     store = open_store(s3_store_url + "/", settings)
 
     assert isinstance(store, S3Store)
-    assert store.url == s3_store_url and store.allow_unconditional
+    assert store.location == s3_store_url and store.allow_unconditional
 
 
 @pytest.mark.parametrize("url", ["s3://", "s3://x/prefix", "s3://bad_bucket!/p", "gs://bucket/p"])

@@ -1,0 +1,74 @@
+"""The one lifecycle every background queue shares (the publisher, usage events): closed at
+interpreter exit before concurrent.futures stops taking work, and forgotten in a forked child.
+
+A forked child inherits its parent's queues as copied memory, but not their threads: flushing
+them at the child's exit would write the parent's work a second time (usage events counted
+twice) or wait for threads that do not exist. So after a fork every registered queue drops
+what it inherited (``forget_after_fork``) and is unregistered; it registers again if the child
+uses it.
+
+Also whether this process is a fork-started child at all (registered at ``import
+featurecache``): polars' thread pool does not survive fork(), so in such a child artifacts are
+written and read through pyarrow, which re-creates its own pool after a fork.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from typing import Protocol
+
+
+class BackgroundQueue(Protocol):
+    def close(self) -> None:
+        """Finish (or hand off) everything queued; called once at exit."""
+        ...
+
+    def forget_after_fork(self) -> None:
+        """Drop what was inherited from the parent: its items, locks and threads."""
+        ...
+
+
+_open: weakref.WeakSet[BackgroundQueue] = weakref.WeakSet()
+_forked = False
+
+
+def register(queue: BackgroundQueue) -> None:
+    """Close ``queue`` at exit (and make it forget its items in a forked child)."""
+    _open.add(queue)
+
+
+def unregister(queue: BackgroundQueue) -> None:
+    _open.discard(queue)
+
+
+def _close_all() -> None:
+    for queue in list(_open):
+        queue.close()
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+    for queue in list(_open):
+        queue.forget_after_fork()
+    _open.clear()
+
+
+def in_forked_child() -> bool:
+    return _forked
+
+
+# Pending work must finish before concurrent.futures' own exit hook, after which no thread
+# pool accepts work (a publish to S3 uploads its parts through one): threading's exit hooks run
+# before atexit's, last registered first, and concurrent.futures.thread registers its hook when
+# it is imported, which is done here first. atexit is the fallback where that hook is missing.
+import concurrent.futures.thread  # noqa: E402, F401 - its exit hook must be registered before ours
+
+try:
+    threading._register_atexit(_close_all)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):
+    atexit.register(_close_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)

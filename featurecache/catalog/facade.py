@@ -1,0 +1,353 @@
+"""``Catalog``: the only way the rest of featurecache talks to the catalog database.
+
+It maps keys to artifacts, records lineage, usage and MLflow runs, and holds single-flight
+leases. Every method is one short transaction, rerun whole on transient failures (busy
+SQLite, PostgreSQL serialization failures and deadlocks), and returns records, never ORM
+objects. Reads run in deferred transactions; writes take SQLite's write lock at BEGIN.
+Thread-safe: each call checks a connection out of the engine's pool (which keeps them warm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from featurecache.catalog import aggregates, leases, maintenance, queries, writes
+from featurecache.catalog.aggregates import StoredTotals, UsageTotals
+from featurecache.catalog.clock import utc_now
+from featurecache.catalog.database import create_catalog_engine, run_read, run_write, safe_url
+from featurecache.catalog.maintenance import ArtifactState, DeletePolicy, MarkOutcome
+from featurecache.catalog.migrate import ensure_schema
+from featurecache.catalog.queries import ArtifactListing, ArtifactSort, RunUsage, UsageEvent
+from featurecache.catalog.records import (
+    ArtifactRecord,
+    CodeVersionRecord,
+    EntryRecord,
+    EventKind,
+    GcCandidate,
+    Hit,
+    LeaseRecord,
+    LineageEdge,
+)
+
+__all__ = [
+    "ArtifactListing",
+    "ArtifactSort",
+    "ArtifactState",
+    "Catalog",
+    "MarkOutcome",
+    "RunUsage",
+    "StoredTotals",
+    "UsageEvent",
+    "UsageTotals",
+]
+
+
+class Catalog:
+    """The catalog database behind a URL. Build with ``Catalog.open(url)``."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    def open(
+        cls, url: str, *, schema: str | None = None, migrations: Path | None = None
+    ) -> Catalog:
+        """Connect to the catalog at ``url``, creating it if the database is new and refusing
+        (``CatalogVersionError``) one whose schema is older or newer than this featurecache.
+        ``schema``: a PostgreSQL schema to keep the catalog in."""
+        engine = create_catalog_engine(url, schema=schema)
+        try:
+            ensure_schema(engine, scripts=migrations)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({safe_url(self.url)!r})"
+
+    def now(self) -> datetime:
+        """The database clock (UTC), which judges every age and expiry in the catalog."""
+        value = run_read(self.engine, lambda conn: conn.scalar(select(utc_now())), what="now")
+        assert value is not None
+        return value
+
+    # -- keys and artifacts -------------------------------------------------------------
+
+    def lookup(self, key_id: str) -> Hit | None:
+        """The entry for ``key_id`` with its live artifact, or None (a miss)."""
+        return run_read(self.engine, lambda conn: queries.lookup(conn, key_id), what="lookup")
+
+    def publish(
+        self,
+        entry: EntryRecord,
+        artifact: ArtifactRecord,
+        lineage: Sequence[LineageEdge],
+        code: CodeVersionRecord,
+    ) -> Hit:
+        """Record ``artifact`` (already durable in the store) under ``entry.key_id`` in one
+        transaction. If the key was published first by someone else, theirs wins and is
+        returned: callers must use the returned Hit, not their own result."""
+        return run_write(
+            self.engine,
+            lambda conn: writes.publish(conn, entry, artifact, lineage, code),
+            what=f"publishing {entry.feature}",
+        )
+
+    def forget_artifact(self, artifact_id: str) -> None:
+        """The store lost or corrupted it: drop its entries and tombstone it."""
+        run_write(
+            self.engine,
+            lambda conn: writes.forget_artifact(conn, artifact_id),
+            what=f"forgetting artifact {artifact_id}",
+        )
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
+        return run_read(
+            self.engine, lambda conn: queries.get_artifact(conn, artifact_id), what="get_artifact"
+        )
+
+    def resolve_ref(self, prefix: str) -> str:
+        """A unique prefix of a live artifact id -> the full id (``ArtifactNotFoundError``,
+        ``AmbiguousReferenceError``)."""
+        return run_read(
+            self.engine, lambda conn: queries.resolve_ref(conn, prefix), what="resolve_ref"
+        )
+
+    def list_artifacts(
+        self, feature: str | None = None, sort: ArtifactSort = "created"
+    ) -> list[tuple[ArtifactRecord, list[str]]]:
+        """Live artifacts, newest / most recently used / largest first, each with the names
+        of the features whose entries point at it."""
+        return run_read(
+            self.engine,
+            lambda conn: queries.list_artifacts(conn, feature, sort),
+            what="list_artifacts",
+        )
+
+    def artifact_listing(
+        self, feature: str | None = None, sort: ArtifactSort = "created", limit: int | None = None
+    ) -> tuple[int, list[ArtifactListing]]:
+        """The number of live artifacts (of ``feature``) and the first ``limit`` of them (all
+        when None), sorted, without their schemas: what ``featurecache ls`` shows."""
+        return run_read(
+            self.engine,
+            lambda conn: queries.artifact_listing(conn, feature, sort, limit),
+            what="artifact_listing",
+        )
+
+    def entries_for_artifact(self, artifact_id: str) -> list[EntryRecord]:
+        return run_read(
+            self.engine,
+            lambda conn: queries.entries_for_artifact(conn, artifact_id),
+            what="entries_for_artifact",
+        )
+
+    def recent_entries(self, feature: str, limit: int = 2) -> list[EntryRecord]:
+        """The distinct keys of ``feature``'s most recent calls, newest first."""
+        return run_read(
+            self.engine,
+            lambda conn: queries.recent_entries(conn, feature, limit),
+            what="recent_entries",
+        )
+
+    def lineage_of(self, artifact_id: str) -> list[LineageEdge]:
+        return run_read(
+            self.engine, lambda conn: queries.lineage_of(conn, artifact_id), what="lineage_of"
+        )
+
+    def downstream_of(self, artifact_id: str) -> list[str]:
+        return run_read(
+            self.engine,
+            lambda conn: queries.downstream_of(conn, artifact_id),
+            what="downstream_of",
+        )
+
+    def set_pinned(self, artifact_id: str, pinned: bool) -> None:
+        """Pin (GC never deletes it) or unpin a live artifact (``ArtifactNotFoundError``)."""
+        run_write(
+            self.engine,
+            lambda conn: writes.set_pinned(conn, artifact_id, pinned),
+            what=f"pinning artifact {artifact_id}",
+        )
+
+    # -- usage --------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        kind: EventKind,
+        *,
+        key_id: str,
+        feature: str,
+        artifact_id: str | None,
+        duration_seconds: float,
+        compute_seconds: float,
+        run_id: str | None = None,
+    ) -> None:
+        """Log one call; a hit also bumps its entry's and artifact's hits and last use."""
+        event = UsageEvent(
+            kind, key_id, feature, artifact_id, duration_seconds, compute_seconds, run_id
+        )
+        self.record_events([event])
+
+    def record_events(self, events: Sequence[UsageEvent]) -> None:
+        """Log a batch of calls in one transaction (for a background flusher)."""
+        if events:
+            run_write(
+                self.engine, lambda conn: writes.record_events(conn, events), what="record_events"
+            )
+
+    def record_run_usage(
+        self, run_id: str, artifact_id: str, context: str, tracking_uri: str
+    ) -> None:
+        run_write(
+            self.engine,
+            lambda conn: writes.record_run_usage(conn, run_id, artifact_id, context, tracking_uri),
+            what="record_run_usage",
+        )
+
+    def runs_for_artifact(self, artifact_id: str) -> list[RunUsage]:
+        return run_read(
+            self.engine,
+            lambda conn: queries.runs_for_artifact(conn, artifact_id),
+            what="runs_for_artifact",
+        )
+
+    def add_alias(self, algo: str, value: str, canonical: str) -> None:
+        run_write(
+            self.engine,
+            lambda conn: writes.add_alias(conn, algo, value, canonical),
+            what="add_alias",
+        )
+
+    def lookup_alias(self, algo: str, value: str) -> str | None:
+        return run_read(
+            self.engine, lambda conn: queries.lookup_alias(conn, algo, value), what="lookup_alias"
+        )
+
+    # -- single-flight leases (see leases.py) -------------------------------------------
+
+    def try_acquire_lease(self, key_id: str, owner: str, seconds: float) -> bool:
+        return run_write(
+            self.engine,
+            lambda conn: leases.try_acquire(conn, key_id, owner, seconds),
+            what="acquiring a lease",
+        )
+
+    def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool:
+        return run_write(
+            self.engine,
+            lambda conn: leases.renew(conn, key_id, owner, seconds),
+            what="renewing a lease",
+        )
+
+    def release_lease(self, key_id: str, owner: str) -> None:
+        run_write(
+            self.engine,
+            lambda conn: leases.release(conn, key_id, owner),
+            what="releasing a lease",
+        )
+
+    def get_lease(self, key_id: str) -> LeaseRecord | None:
+        return run_read(self.engine, lambda conn: leases.get(conn, key_id), what="get_lease")
+
+    def expired_leases(self) -> list[LeaseRecord]:
+        return run_read(self.engine, leases.expired, what="expired_leases")
+
+    def delete_expired_leases(self) -> int:
+        return run_write(self.engine, leases.delete_expired, what="delete_expired_leases")
+
+    # -- maintenance: gc, verify, stats (see maintenance.py, aggregates.py) ---------------
+
+    def code_versions(self, digests: Sequence[str]) -> list[CodeVersionRecord]:
+        return run_read(
+            self.engine,
+            lambda conn: queries.code_versions(conn, digests),
+            what="code_versions",
+        )
+
+    def gc_snapshot(self) -> tuple[datetime, list[GcCandidate]]:
+        """The database clock and every live artifact as a GC candidate, read together."""
+        return run_read(self.engine, maintenance.gc_snapshot, what="gc_snapshot")
+
+    def mark_deleted(self, planned: Sequence[GcCandidate], policy: DeletePolicy) -> MarkOutcome:
+        """Tombstone ``planned`` artifacts that ``policy.recheck`` still lets go (re-read in the
+        same transaction, judged by the database clock); their cache entries go too."""
+        return run_write(
+            self.engine,
+            lambda conn: maintenance.mark_deleted(conn, planned, policy),
+            what="marking artifacts deleted",
+        )
+
+    def tombstoned(self, min_age_seconds: float = 0.0) -> list[str]:
+        """Tombstoned artifact ids whose tombstone is at least ``min_age_seconds`` old."""
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.tombstoned(conn, min_age_seconds),
+            what="tombstoned",
+        )
+
+    def still_tombstoned(self, ids: Sequence[str]) -> list[str]:
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.still_tombstoned(conn, ids),
+            what="still_tombstoned",
+        )
+
+    def purge(self, ids: Sequence[str]) -> int:
+        """Delete the rows of swept (still tombstoned) artifacts; returns how many went."""
+        return run_write(
+            self.engine, lambda conn: maintenance.purge(conn, ids), what="purging artifacts"
+        )
+
+    def drop(self, ids: Sequence[str]) -> int:
+        """Delete artifact rows (live or not) and their entries: the store lost the files."""
+        return run_write(
+            self.engine, lambda conn: maintenance.drop(conn, ids), what="dropping artifacts"
+        )
+
+    def artifact_states(self, ids: Sequence[str] | None = None) -> list[ArtifactState]:
+        """Every artifact row (or those of ``ids``), tombstoned ones included."""
+        return run_read(
+            self.engine,
+            lambda conn: maintenance.artifact_states(conn, ids),
+            what="artifact_states",
+        )
+
+    def usage_stats(self) -> tuple[list[str], list[UsageTotals], list[StoredTotals], StoredTotals]:
+        """Feature names, calls per feature, storage per feature and storage in total, read
+        in one transaction so they agree."""
+
+        def read(
+            conn: Connection,
+        ) -> tuple[list[str], list[UsageTotals], list[StoredTotals], StoredTotals]:
+            return (
+                aggregates.feature_names(conn),
+                aggregates.usage_by_feature(conn),
+                aggregates.stored_by_feature(conn),
+                aggregates.stored_total(conn),
+            )
+
+        return run_read(self.engine, read, what="usage_stats")

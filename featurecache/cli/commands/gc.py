@@ -1,0 +1,163 @@
+"""``featurecache gc``: delete artifacts by policy, never pinned, leased or recent ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from featurecache.cli.output import (
+    JsonFlag,
+    human_bytes,
+    human_time,
+    plural,
+    print_json,
+    print_table,
+    progress_bar,
+)
+from featurecache.cli.parsing import duration_parser, size_parser
+
+if TYPE_CHECKING:
+    from featurecache.ops.gc_run import GcResult
+
+
+def gc(
+    older_than: Annotated[
+        timedelta | None,
+        typer.Option(
+            "--older-than",
+            parser=duration_parser("--older-than"),
+            metavar="DURATION",
+            help="Delete artifacts created longer ago than this (e.g. 30d).",
+        ),
+    ] = None,
+    unused_for: Annotated[
+        timedelta | None,
+        typer.Option(
+            "--unused-for",
+            parser=duration_parser("--unused-for"),
+            metavar="DURATION",
+            help="Delete artifacts not used (nor created) for this long (e.g. 14d).",
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last",
+            min=1,
+            metavar="N",
+            help="Keep the N newest artifacts of every feature; alone, delete all others.",
+        ),
+    ] = None,
+    max_size: Annotated[
+        int | None,
+        typer.Option(
+            "--max-size",
+            parser=size_parser("--max-size", allow_zero=True),
+            metavar="SIZE",
+            help="Then delete least recently used artifacts until the cache fits (e.g. 20GB).",
+        ),
+    ] = None,
+    keep_used_by_runs: Annotated[
+        bool,
+        typer.Option(
+            "--keep-used-by-runs", help="Keep every artifact an MLflow run recorded using."
+        ),
+    ] = False,
+    grace: Annotated[
+        timedelta | None,
+        typer.Option(
+            "--grace",
+            parser=duration_parser("--grace", allow_zero=True),
+            metavar="DURATION",
+            show_default="1h",
+            help="Never delete what was created or used this recently.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; delete nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete artifacts by policy (the policies combine). Pinned artifacts, artifacts under an
+    active lease and those created or used within the grace period are always kept."""
+    from featurecache.cli.context import cache_session
+    from featurecache.ops.gc_plan import DEFAULT_GRACE, GcPolicy
+    from featurecache.ops.gc_run import collect_garbage, require_policy
+
+    policy = GcPolicy(
+        older_than=older_than,
+        unused_for=unused_for,
+        keep_last=keep_last,
+        max_size=max_size,
+        grace=DEFAULT_GRACE if grace is None else grace,
+        keep_used_by_runs=keep_used_by_runs,
+    )
+    require_policy(policy)  # before opening anything
+    with cache_session() as (catalog, store), progress_bar(as_json) as progress:
+        result = collect_garbage(catalog, store, policy, dry_run=dry_run, progress=progress)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        render(result)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def render(result: GcResult) -> None:
+    from featurecache.ops.inventory import short_id
+
+    plan = result.plan
+    verb = "would delete" if result.dry_run else "deleted"
+    if not result.deleted:
+        typer.echo(f"{verb} nothing")
+    else:
+        _deleted_table(result, verb)
+    kept: dict[str, int] = {}
+    for reason in plan.keep_reasons.values():
+        label = reason if not reason.startswith("among the last") else "--keep-last floor"
+        kept[label] = kept.get(label, 0) + 1
+    summary = ", ".join(f"{count} {label}" for label, count in sorted(kept.items()))
+    typer.echo(f"kept {plural(len(plan.keep), 'artifact')}" + (f" ({summary})" if summary else ""))
+    if result.kept_on_recheck:
+        typer.echo(
+            f"kept {plural(len(result.kept_on_recheck), 'more artifact')} that changed since the scan "
+            "(used, pinned or leased meanwhile)"
+        )
+    if result.swept:
+        verb_swept = "would sweep" if result.dry_run else "swept"
+        typer.echo(f"{verb_swept} {plural(len(result.swept), 'leftover tombstoned artifact')}")
+    if not plan.max_size_met:
+        typer.echo(
+            f"--max-size not reached: protected artifacts alone hold "
+            f"{human_bytes(plan.bytes_remaining)}"
+        )
+    for artifact_id, error in sorted(result.failures.items()):
+        typer.echo(f"featurecache: could not delete {short_id(artifact_id)}: {error}", err=True)
+    if result.dry_run:
+        typer.echo("dry run: nothing was deleted")
+
+
+def _deleted_table(result: GcResult, verb: str) -> None:
+    from featurecache.ops.inventory import short_id
+
+    print_table(
+        f"{verb} {plural(len(result.deleted), 'artifact')} ({human_bytes(result.bytes_freed)})",
+        ["feature", "artifact", "size", "created", "last used", "reason"],
+        [
+            [
+                ", ".join(c.features) or "-",
+                short_id(c.artifact_id),
+                human_bytes(c.size_bytes),
+                human_time(c.created_at),
+                human_time(c.last_used_at),
+                result.plan.delete_reasons[c.artifact_id],
+            ]
+            for c in result.deleted
+        ],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gc")(gc)

@@ -1,0 +1,401 @@
+"""Resolve a call: key -> lookup -> load + verify -> single-flight -> compute -> publish.
+
+Order of a hit: catalog row -> artifact. An eager hit reads the file only after checking its
+size and its whole-file xxh3 against what the catalog recorded. A lazy hit (a ``LazyFrame``
+result, or ``lazy=True``) checks the file's size before handing out a scan; its content is not
+hashed, because the scan reads only the row groups and columns the caller's query needs. A bad
+or missing artifact is quarantined, forgotten and recomputed, never served.
+
+Order of a miss: lease (single-flight) -> compute -> fingerprint the output -> publish the
+artifact (durable, write-once) -> commit the catalog row (``publish.Publisher``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from featurecache import hooks
+from featurecache.catalog import Catalog
+from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind
+from featurecache.errors import (
+    ArtifactCorruptError,
+    ArtifactNotFoundError,
+    ConfigError,
+    LeaseLostError,
+)
+from featurecache.fingerprint.files import FileFingerprinter
+from featurecache.hashing import digest_bytes, hash_file_bytes
+from featurecache.keys import CacheKey, build_key
+from featurecache.publish import Lease, Publisher, PublishJob
+from featurecache.settings import Settings, load_settings
+from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
+from featurecache.store.base import ArtifactStore
+from featurecache.store.factory import open_store
+from featurecache.usage import SessionStats, UsageRecorder
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from featurecache.fingerprint.types import CodeIdentity, InputFingerprint
+
+log = logging.getLogger("featurecache")
+_SEEN_LIMIT = 100_000
+
+
+class FeatureSpec(Protocol):
+    """What the engine needs of a decorated function (``feature.Feature`` provides it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def func(self) -> Callable[..., Any]: ...
+    @property
+    def signature(self) -> inspect.Signature: ...
+    @property
+    def lazy(self) -> bool: ...
+    @property
+    def wait(self) -> bool: ...
+    def code_identity(self, track_library_versions: bool = True) -> CodeIdentity: ...
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a feature: what it was called with and the key that names its result."""
+
+    feature: FeatureSpec
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    key: CacheKey
+    inputs: dict[str, InputFingerprint]
+    started: float
+
+
+class _Missing:
+    """What ``_load`` returns for an artifact that is gone or corrupt (then forgotten)."""
+
+
+_MISSING: Any = _Missing()
+
+
+def verify_file(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
+    """Raise ArtifactCorruptError unless the stored file has the recorded size and hash (the
+    hash is computed only when the size matches)."""
+    if size != artifact.size_bytes:
+        raise ArtifactCorruptError(
+            artifact.artifact_id, f"{size} bytes, the catalog recorded {artifact.size_bytes}"
+        )
+    actual = file_hash()
+    if actual != artifact.file_hash:
+        raise ArtifactCorruptError(
+            artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
+        )
+
+
+class CacheEngine:
+    """An opened cache. Thread-safe; one per ``FeatureCache``."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, store: ArtifactStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.files = FileFingerprinter(settings.state_dir, project_root=settings.project_root)
+        # DVC-tracked inputs: DVC's state + the catalog's md5 -> xxh3 aliases.
+        for resolver in hooks.resolvers_for(catalog):
+            self.files.add_resolver(resolver)
+        self.owner = new_owner()
+        self.session = SessionStats()
+        self.usage = UsageRecorder(catalog)
+        self.listeners = hooks.listeners_for(settings, catalog.record_run_usage)
+        # Artifacts this process produced or loaded: a frame input with one of their content
+        # ids is a lineage edge to it even when the frame was not carried (a cold run's misses).
+        # Bounded (oldest forgotten first) so a long-running process does not grow without
+        # limit; forgetting one only loses a lineage edge, never correctness.
+        self.seen_artifacts: dict[str, None] = {}
+        self.publisher = Publisher(
+            store=store,
+            catalog=catalog,
+            settings=settings,
+            listeners=self.listeners,
+            session=self.session,
+            produced_by_cache=self._seen,
+        )
+        # Every call hashes its function's code and its inputs, and every hit or miss goes
+        # through Parquet I/O: import that machinery (about 0.1 s, mostly pyarrow.compute) with
+        # the cache rather than inside the first call. ``import featurecache`` stays light.
+        import featurecache.fingerprint.code.identity
+        import featurecache.fingerprint.inputs
+        import featurecache.parquet  # noqa: F401
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        catalog: str | Catalog | None,
+        store: str | Path | ArtifactStore | None,
+        settings: Settings | None,
+        overrides: Mapping[str, Any],
+    ) -> CacheEngine:
+        extra: dict[str, Any] = dict(overrides)
+        if isinstance(catalog, str):
+            extra["catalog_url"] = catalog
+        if isinstance(store, str | Path):
+            extra["store_url"] = str(store)
+        if settings is None:
+            settings = load_settings(**extra)
+        elif extra:
+            from featurecache.settings import with_overrides
+
+            settings = with_overrides(settings, **extra)
+        opened_catalog = (
+            catalog if isinstance(catalog, Catalog) else Catalog.open(settings.catalog_url)
+        )
+        if store is None or isinstance(store, str | Path):
+            opened_store = open_store(settings.store_url, settings)
+        elif isinstance(store, ArtifactStore):
+            opened_store = store
+        else:
+            raise ConfigError(
+                "store",
+                f"{type(store).__name__} is not a store",
+                "Give a path, an s3:// URL or a store.",
+            )
+        return cls(settings, opened_catalog, opened_store)
+
+    def flush(self) -> None:
+        """Wait for pending publishes and write queued usage events."""
+        self.publisher.flush()
+        self.usage.flush()
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.usage.close()
+        for listener in self.listeners:
+            listener.close()
+        self.catalog.close()
+
+    # -- the call -----------------------------------------------------------------------
+
+    def call(self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        key, inputs = self.key_for(feature, args, kwargs)
+        self.publisher.wait_for(key.key_id)
+        hit = self.catalog.lookup(key.key_id)
+        if hit is not None:
+            value = self._load(hit, feature.lazy)
+            if value is not _MISSING:
+                self._record_hit(hit, time.perf_counter() - started)
+                return value
+        return self._miss(Call(feature, args, kwargs, key, inputs, started))
+
+    def key_for(
+        self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CacheKey, dict[str, InputFingerprint]]:
+        from featurecache.fingerprint.inputs import fingerprint_input
+
+        bound = feature.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        inputs = {
+            name: fingerprint_input(name, value, files=self.files)
+            for name, value in bound.arguments.items()
+        }
+        code = feature.code_identity(self.settings.track_library_versions)
+        return build_key(feature.name, code, inputs), inputs
+
+    # -- hit ----------------------------------------------------------------------------
+
+    def _load(self, hit: Hit, lazy: bool) -> Any:
+        """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
+        from featurecache.fingerprint.carry import remember
+        from featurecache.parquet import read_artifact, scan_artifact
+
+        artifact = hit.artifact
+        kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
+        try:
+            if kind == "lazy":
+                # Size only: a scan reads just what its query needs (module docstring).
+                size = self.store.size(artifact.artifact_id)
+                if size is None:
+                    raise ArtifactNotFoundError(artifact.artifact_id, self.store.location)
+                if size != artifact.size_bytes:
+                    raise ArtifactCorruptError(
+                        artifact.artifact_id, f"size {size} != recorded {artifact.size_bytes}"
+                    )
+                value: Any = scan_artifact(self.store.scan_target(artifact.artifact_id))
+            elif (path := self.store.local_path(artifact.artifact_id)) is not None:
+                value = self._load_local(artifact, path, kind)
+            else:
+                data = self.store.read_bytes(artifact.artifact_id)
+                verify_file(artifact, len(data), lambda: digest_bytes(data))
+                value = read_artifact(data, kind)
+        except ArtifactNotFoundError:
+            log.warning(
+                "artifact %s is missing from %s: recomputing",
+                artifact.artifact_id,
+                self.store.location,
+            )
+            self.catalog.forget_artifact(artifact.artifact_id)
+            return _MISSING
+        except ArtifactCorruptError as exc:
+            log.warning("%s: quarantined, recomputing", exc)
+            self.store.quarantine(artifact.artifact_id, exc.reason)
+            self.catalog.forget_artifact(artifact.artifact_id)
+            return _MISSING
+        remember(value, artifact.artifact_id)
+        self._saw(artifact.artifact_id)
+        return value
+
+    @staticmethod
+    def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind) -> Any:
+        """A hit from the local store: verify the file by streaming it through the hash (page
+        cache, not this process's memory), then let polars or pyarrow map it once. Holding a
+        second map of the file while it is decoded would count the file twice in RSS."""
+        from featurecache.parquet import read_artifact_file
+
+        try:
+            verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
+            return read_artifact_file(path, kind)
+        except FileNotFoundError:
+            # Deleted since the catalog row was read (a concurrent GC): recompute.
+            raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
+
+    def _record_hit(self, hit: Hit, seconds: float) -> None:
+        from featurecache.catalog.queries import UsageEvent
+
+        self.session.add("hit", hit.artifact.compute_seconds, hit.entry.feature)
+        self.usage.add(
+            UsageEvent(
+                "hit",
+                hit.entry.key_id,
+                hit.entry.feature,
+                hit.artifact.artifact_id,
+                seconds,
+                hit.artifact.compute_seconds,
+            )
+        )
+        if self.listeners:
+            event = hooks.resolved_event(hit, "hit", code_source="")
+            for listener in self.listeners:
+                listener.on_resolved(event)
+
+    # -- miss ---------------------------------------------------------------------------
+
+    def _miss(self, call: Call) -> Any:
+        if not call.feature.wait:
+            # Compute here even if another process holds the lease; publication stays
+            # correct (write-once artifact, first catalog row wins).
+            return self._compute(call, NoLease())
+        while True:
+            outcome = acquire_or_wait(
+                self.catalog,
+                call.key.key_id,
+                # Per thread: threads of one process single-flight among themselves too.
+                f"{self.owner}:{threading.get_ident()}",
+                lease_seconds=self.settings.lease_seconds,
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+                wait_timeout=self.settings.wait_timeout_seconds,
+                poll=lambda: self.catalog.lookup(call.key.key_id),
+                feature=call.feature.name,
+            )
+            if isinstance(outcome, LeaseKeeper):
+                return self._compute(call, outcome)
+            value = self._load(outcome, call.feature.lazy)
+            if value is not _MISSING:
+                self._record_hit(outcome, time.perf_counter() - call.started)
+                return value
+
+    def _compute(self, call: Call, lease: Lease) -> Any:
+        from featurecache.fingerprint.arrow.content import fingerprint_table
+        from featurecache.frames import frame_kind, pandas_snapshot, to_arrow
+
+        feature = call.feature
+        snapshot = None
+        try:
+            t0 = time.perf_counter()
+            out = feature.func(*call.args, **call.kwargs)  # exceptions reach the caller unchanged
+            compute_seconds = time.perf_counter() - t0
+            if frame_kind(out) == "pandas" and self.settings.background_publish:
+                snapshot = pandas_snapshot(out)
+            table, kind = to_arrow(out if snapshot is None else snapshot, feature.name)
+            artifact_id = fingerprint_table(table)
+            self._saw(artifact_id)
+            if feature.lazy:
+                kind = "lazy"
+            # Results publish in the background while the caller goes on: polars and pyarrow
+            # results are immutable, and a pandas result is published from its copy-on-write
+            # snapshot (without copy-on-write a pandas frame may share buffers the caller can
+            # still write to, so it is published before the frame is handed back). Not when
+            # the call holds no lease (wait=False): racing others, it may lose the commit and
+            # must then hand back the winner's result, which only a synchronous publish knows.
+            job = PublishJob(
+                feature=feature.name,
+                key=call.key,
+                inputs=call.inputs,
+                table=table,
+                kind=kind,
+                artifact_id=artifact_id,
+                compute_seconds=compute_seconds,
+                started=call.started,
+                lease=lease,
+                scopes=tuple(listener.capture() for listener in self.listeners),
+                snapshot=snapshot,
+                background=self.settings.background_publish
+                and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
+                and not isinstance(lease, NoLease),
+            )
+        except BaseException:
+            lease.release()
+            raise
+        if job.background:
+            # The function's own output is not carried over (it may share memory with an array
+            # the caller still holds); only values the cache builds from artifact bytes are.
+            self.publisher.submit(job)
+            return out
+        try:
+            hit = self.publisher.publish(job)
+        except LeaseLostError:
+            # We stalled past our lease and someone else took the key over: we must not
+            # publish, but our result is still the right value for this key. Prefer what the
+            # new owner committed, if it already has.
+            log.warning("featurecache: lost the lease on %s; not publishing it", feature.name)
+            committed = self.catalog.lookup(call.key.key_id)
+            if committed is not None:
+                return self._result(out, kind, committed, artifact_id)
+            return _as_lazy(table) if kind == "lazy" else out
+        return self._result(out, kind, hit, artifact_id)
+
+    def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
+        if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
+            # A lazy result is a scan of the artifact; a lost race returns the winner's value.
+            value = self._load(hit, kind == "lazy")
+            if value is not _MISSING:
+                return value
+        return out
+
+    # -- artifacts this process has seen ------------------------------------------------
+
+    def _saw(self, artifact_id: str) -> None:
+        seen = self.seen_artifacts
+        seen.pop(artifact_id, None)
+        seen[artifact_id] = None
+        if len(seen) > _SEEN_LIMIT:
+            del seen[next(iter(seen))]
+
+    def _seen(self, fp: InputFingerprint) -> str | None:
+        algo, _, content = fp.fingerprint.partition(":")
+        return content if algo == "xxh3_128" and content in self.seen_artifacts else None
+
+
+def _as_lazy(table: pa.Table) -> Any:
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.lazy()

@@ -1,0 +1,302 @@
+"""``@cached_feature``, ``Feature`` and ``FeatureCache``: bind a function to a cache.
+
+Decorating does no I/O and imports nothing heavy: the catalog and the store are opened on the
+first call, so ``import featurecache`` and module imports that define features stay fast.
+``cached_feature`` returns a ``Feature[P, R]``: calling it type-checks like the function.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack, overload
+
+from featurecache import background  # noqa: F401 - registers the at-fork hook early
+from featurecache.errors import ConfigError
+
+if TYPE_CHECKING:
+    from featurecache.catalog import Catalog
+    from featurecache.engine import CacheEngine
+    from featurecache.fingerprint.types import CodeIdentity
+    from featurecache.settings import Settings
+    from featurecache.store.base import ArtifactStore
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class FeatureOptionArgs(TypedDict, total=False):
+    """The decorator's keyword arguments (see ``cached_feature``)."""
+
+    name: str | None
+    version: str | None
+    depends_on: Sequence[object]
+    ignore: Sequence[str]
+    strict: bool
+    lazy: bool
+    wait: bool
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """The decorator's arguments, validated."""
+
+    name: str | None = None
+    version: str | None = None
+    depends_on: tuple[object, ...] = ()
+    ignore: tuple[str, ...] = ()
+    strict: bool = False
+    lazy: bool = False
+    wait: bool = True
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> FeatureOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                "cached_feature",
+                f"unknown option {unknown[0]!r}",
+                f"Use one of {', '.join(sorted(known))}.",
+            )
+        name = options.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError(
+                "name", f"{name!r} is not a valid feature name", "Give a non-empty str."
+            )
+        version = options.get("version")
+        if version is not None and not isinstance(version, str):
+            raise ConfigError("version", f"{version!r} is not a str", 'Give a string like "3".')
+        for flag in ("strict", "lazy", "wait"):
+            if flag in options and not isinstance(options[flag], bool):
+                raise ConfigError(flag, f"{options[flag]!r} is not a bool", "Give True or False.")
+        ignore = options.get("ignore", ())
+        if isinstance(ignore, str) or not all(isinstance(item, str) for item in ignore):
+            raise ConfigError("ignore", f"{ignore!r} is not a list of names", 'Give ["name", …].')
+        values = {
+            **options,
+            "depends_on": tuple(options.get("depends_on", ())),
+            "ignore": tuple(ignore),
+        }
+        return cls(**values)
+
+
+class FeatureCache:
+    """A cache: a catalog and an artifact store, with settings.
+
+    ``FeatureCache()`` follows the environment / pyproject / defaults;
+    ``FeatureCache(catalog="postgresql+psycopg://…", store="s3://bucket/prefix")`` is explicit.
+    Settings given as keywords (``compression="zstd"``) go through the same parser as the
+    environment's, so a bad one is a ``ConfigError`` here. ``cache.cached_feature`` is the
+    decorator bound to this cache.
+    """
+
+    def __init__(
+        self,
+        catalog: str | Catalog | None = None,
+        store: str | Path | ArtifactStore | None = None,
+        *,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        from featurecache.settings import parse_overrides
+
+        self._catalog_arg = catalog
+        self._store_arg = store
+        self._settings_arg = settings
+        self._overrides = parse_overrides(overrides)
+        self._engine: CacheEngine | None = None
+        self._pid = os.getpid()  # the process that opened _engine
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> CacheEngine:
+        """The opened cache (catalog + store); opened on first use, and again in a forked
+        child (a fork-started worker), which must not share its parent's connections."""
+        if self._engine is None or self._pid != os.getpid():
+            with self._lock:
+                self._forget_inherited()
+                if self._engine is None:
+                    from featurecache.engine import CacheEngine
+
+                    self._engine = CacheEngine.open(
+                        catalog=self._catalog_arg,
+                        store=self._store_arg,
+                        settings=self._settings_arg,
+                        overrides=self._overrides,
+                    )
+                    self._pid = os.getpid()
+        return self._engine
+
+    def _forget_inherited(self) -> None:
+        """After a fork, drop the parent's engine without closing anything: its connections,
+        threads and pending publishes belong to the parent. The catalog's pool is replaced
+        without closing its connections (SQLAlchemy's recipe for forked processes), which
+        also makes an explicitly given ``Catalog`` usable again in this process."""
+        if self._engine is not None and self._pid != os.getpid():
+            self._engine.catalog.engine.dispose(close=False)
+            self._engine = None
+
+    def close(self) -> None:
+        """Wait for pending publishes and release connections."""
+        with self._lock:
+            self._forget_inherited()
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @overload
+    def cached_feature(self, func: Callable[P, R], /) -> Feature[P, R]: ...
+
+    @overload
+    def cached_feature(
+        self, func: None = None, /, **options: Unpack[FeatureOptionArgs]
+    ) -> Callable[[Callable[P, R]], Feature[P, R]]: ...
+
+    def cached_feature(
+        self, func: Callable[P, R] | None = None, /, **options: Unpack[FeatureOptionArgs]
+    ) -> Feature[P, R] | Callable[[Callable[P, R]], Feature[P, R]]:
+        """Cache a feature function in this cache: bare (``@cache.cached_feature``) or with
+        options (see ``featurecache.cached_feature``)."""
+        return _decorate(func, lambda: self, FeatureOptions.parse(options))
+
+
+_default: FeatureCache | None = None
+_default_lock = threading.Lock()
+
+
+def default_cache() -> FeatureCache:
+    """The process-wide cache configured from the environment, pyproject.toml and defaults."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = FeatureCache()
+    return _default
+
+
+class Feature(Generic[P, R]):
+    """A decorated feature function. Calling it resolves through the cache; ``func`` is the
+    undecorated function, ``name`` the feature's name in the catalog."""
+
+    def __init__(
+        self, func: Callable[P, R], cache: Callable[[], FeatureCache], options: FeatureOptions
+    ) -> None:
+        self.func = func
+        self._cache = cache
+        self.name = options.name or func.__qualname__
+        self.version = options.version
+        self.depends_on = options.depends_on
+        self.ignore = options.ignore
+        self.strict = options.strict
+        self.lazy = options.lazy
+        self.wait = options.wait
+        self.signature = inspect.signature(func)
+        functools.update_wrapper(self, func)
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The decorator's arguments that can change the output (hashed into the code identity)."""
+        return {"name": self.name, "version": self.version, "lazy": self.lazy}
+
+    def code_identity(self, track_library_versions: bool = True) -> CodeIdentity:
+        """The function's transitive code identity. Called on every call: ``code_identity``
+        memoises per process but re-checks what it read (a helper redefined in a notebook, a
+        mutated module constant), so a cached identity is never stale."""
+        from featurecache.fingerprint.code.identity import code_identity
+
+        return code_identity(
+            self.func,
+            version=self.version,
+            options=self.options,
+            depends_on=self.depends_on,
+            ignore=self.ignore,
+            strict=self.strict,
+            track_library_versions=track_library_versions,
+        )
+
+    @property
+    def cache(self) -> FeatureCache:
+        return self._cache()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.cache.engine.call(self, args, kwargs)
+        return result
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        call: Callable[..., R] = self.__call__
+        return functools.partial(call, instance)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # Worker processes (ProcessPoolExecutor, Dask, Ray) pickle functions by reference:
+        # the decorated object is found again by its module and qualified name.
+        return self.func.__qualname__
+
+    def __repr__(self) -> str:
+        return f"<cached feature {self.name!r} of {self.func.__module__}.{self.func.__qualname__}>"
+
+
+def _decorate(
+    func: Callable[P, R] | None, cache: Callable[[], FeatureCache], options: FeatureOptions
+) -> Feature[P, R] | Callable[[Callable[P, R]], Feature[P, R]]:
+    """The bare form (``func`` given) or the decorator with options (``func`` is None)."""
+
+    def wrap(target: Callable[P, R]) -> Feature[P, R]:
+        if not callable(target):
+            raise ConfigError(
+                "cached_feature",
+                f"expected a function, got {type(target).__name__}",
+                "Decorate a def.",
+            )
+        if inspect.iscoroutinefunction(target) or inspect.isgeneratorfunction(target):
+            raise ConfigError(
+                "cached_feature",
+                f"{target.__qualname__} is a coroutine or generator function",
+                "Decorate a plain function that returns a frame.",
+            )
+        return Feature(target, cache, options)
+
+    return wrap(func) if func is not None else wrap
+
+
+@overload
+def cached_feature(func: Callable[P, R], /) -> Feature[P, R]: ...
+
+
+@overload
+def cached_feature(
+    func: None = None, /, **options: Unpack[FeatureOptionArgs]
+) -> Callable[[Callable[P, R]], Feature[P, R]]: ...
+
+
+def cached_feature(
+    func: Callable[P, R] | None = None, /, **options: Unpack[FeatureOptionArgs]
+) -> Feature[P, R] | Callable[[Callable[P, R]], Feature[P, R]]:
+    """Cache a feature function in the default cache.
+
+    ``name`` names the feature in the catalog (default: the function's qualified name);
+    ``version`` salts the key by hand; ``depends_on`` adds values or objects to the key;
+    ``ignore`` leaves named globals out of the code identity; ``strict`` turns what cannot
+    be followed into an error; ``lazy`` hands every result back as a ``LazyFrame`` scan of the
+    artifact; ``wait=False`` computes instead of waiting for another process's lease.
+    """
+    return _decorate(func, default_cache, FeatureOptions.parse(options))
+
+
+# Live objects of these types captured by user code are hashed by their type's name: name
+# them by the public API, so that moving them inside the package never changes a key.
+for _public in (FeatureCache, Feature):
+    _public.__module__ = "featurecache"

@@ -1,0 +1,172 @@
+"""Logical fingerprints of Arrow data: xxh3-128 over a canonical, layout-independent encoding.
+
+``fingerprint_table`` is the one definition of "same frame" in featurecache: an output's
+artifact id and a frame input's fingerprint both come from it. It covers the schema (names,
+types, nullability, metadata; see ``arrow_schema``), the row count, row order and every value,
+and it does not depend on how the data sits in memory: one chunk or a thousand, sliced arrays,
+padding, capacity, or whatever bytes lie under null slots.
+
+Canonical form (``CANONICAL_FORMAT``; changing any of it changes every artifact id):
+
+* A column's rows are cut into blocks of ``BLOCK_ROWS`` rows counted from the first row, whatever
+  the chunking; each block is hashed on its own (blocks are the unit of parallelism) and the
+  column digest combines the block digests with the type and the row count.
+* Inside a block each type feeds a few xxh3 streams whose bytes depend only on logical values
+  (streaming xxh3 of pieces equals the digest of their concatenation, so the pieces of a block
+  that come from different chunks do not matter):
+  - validity: one byte per row (1 valid, 0 null), only when the block has a null;
+  - fixed-width values (numbers, temporal, decimals, intervals, fixed_size_binary): the value
+    bytes, zeroed under null slots; booleans: one byte per row, 0 under nulls;
+  - binary/string, list/map: per-row lengths (0 for nulls; int32 for 32-bit offset types, int64
+    for large and view types), then the content of the valid rows in order (bytes, or the child
+    type's encoding of the child values); view types are read through their large form, except
+    blocks of short values (all <= 12 bytes), hashed from the views themselves;
+  - struct: each child over all rows, with the rows of null structs made null;
+    fixed_size_list: the children of the valid rows;
+  - dictionary columns: the column's dictionary once (dictionaries of differing chunks are
+    unified first), then the indices; the dictionary is content because pandas categories and
+    their order are. Dictionaries nested in other types are decoded;
+  - extension types: their storage; run-end encoded: the decoded values; unions: each row's
+    type code and value through ``canonical_encode`` (slow but rare).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from featurecache.fingerprint.arrow.encoding import make_node
+from featurecache.fingerprint.arrow.schema import schema_descriptor, type_descriptor
+from featurecache.hashing import hash_struct
+
+CANONICAL_FORMAT = "arrow-canonical-1"
+BLOCK_ROWS = 1 << 20
+
+# Below this many buffer bytes a table is hashed on the calling thread (pool overhead dominates).
+_PARALLEL_MIN_BYTES = 8 << 20
+# A block assembled from more pieces than this is concatenated first: per-piece Python overhead
+# (tens of µs) costs more than copying a million rows of small chunks.
+_MAX_PIECES = 16
+
+
+def _same_array(a: pa.Array, b: pa.Array) -> bool:
+    if a is b:
+        return True
+    buffers_a, buffers_b = a.buffers(), b.buffers()
+    same = (a.offset, len(a), len(buffers_a)) == (b.offset, len(b), len(buffers_b)) and all(
+        (x is None) == (y is None) and (x is None or x.address == y.address)
+        for x, y in zip(buffers_a, buffers_b, strict=True)
+    )
+    return same or a.equals(b)
+
+
+class _Column:
+    """One top-level column made ready for block hashing."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self.type = column.type
+        self.rows = len(column)
+        chunks = [chunk for chunk in column.chunks if len(chunk)]
+        self.dictionary: list[Any] | None = None
+        if pa.types.is_dictionary(column.type):
+            if len(chunks) > 1 and not all(
+                _same_array(chunks[0].dictionary, c.dictionary) for c in chunks[1:]
+            ):
+                chunks = list(pa.chunked_array(chunks, column.type).unify_dictionaries().chunks)
+            # An empty column still has its categories (pandas keeps them on empty frames).
+            source = chunks[0] if chunks else column.chunk(0) if column.num_chunks else None
+            if source is not None:
+                self.dictionary = make_node(column.type.value_type).digest([source.dictionary])
+            chunks = [chunk.indices for chunk in chunks]
+            self.node = make_node(column.type.index_type)
+        else:
+            self.node = make_node(column.type)
+        self.chunks = chunks
+        self.size = column.get_total_buffer_size()
+
+    def blocks(self) -> list[list[pa.Array]]:
+        """The chunks cut at every multiple of ``BLOCK_ROWS`` (zero-copy slices)."""
+        blocks: list[list[pa.Array]] = [[]]
+        room = BLOCK_ROWS
+        for chunk in self.chunks:
+            start = 0
+            while start < len(chunk):
+                take = min(room, len(chunk) - start)
+                blocks[-1].append(chunk.slice(start, take) if take < len(chunk) else chunk)
+                start += take
+                room -= take
+                if room == 0:
+                    blocks.append([])
+                    room = BLOCK_ROWS
+        return [block for block in blocks if block]
+
+    def block_digest(self, pieces: list[pa.Array]) -> str:
+        if len(pieces) > _MAX_PIECES:
+            # On failure (e.g. 32-bit offsets would overflow) the pieces are hashed as they are.
+            with contextlib.suppress(pa.ArrowException):
+                pieces = [pa.concat_arrays(pieces)]
+        return hash_struct(["block", self.node.digest(pieces)])
+
+    def digest(self, block_digests: list[str]) -> str:
+        return hash_struct(
+            ["column", type_descriptor(self.type), self.rows, self.dictionary, block_digests]
+        )
+
+
+_THREAD_PREFIX = "featurecache-hash"
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():  # a forked child has no pool threads
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix=_THREAD_PREFIX
+            )
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
+    prepared = [_Column(column) for column in columns]
+    work = [(i, block) for i, column in enumerate(prepared) for block in column.blocks()]
+    workers = os.cpu_count() or 1
+    nested = threading.current_thread().name.startswith(_THREAD_PREFIX)  # never wait on our pool
+    total = sum(column.size for column in prepared)
+    if len(work) < 2 or workers < 2 or nested or total < _PARALLEL_MIN_BYTES:
+        digests = [prepared[i].block_digest(block) for i, block in work]
+    else:
+        # xxhash, numpy and the pyarrow kernels used here release the GIL: blocks hash on all
+        # cores. Biggest columns first, so the last task to finish is a small one.
+        order = sorted(range(len(work)), key=lambda k: -prepared[work[k][0]].size)
+        pool = _executor()
+        futures = {k: pool.submit(prepared[work[k][0]].block_digest, work[k][1]) for k in order}
+        digests = [futures[k].result() for k in range(len(work))]
+    per_column: list[list[str]] = [[] for _ in prepared]
+    for (i, _), digest in zip(work, digests, strict=True):
+        per_column[i].append(digest)
+    return [column.digest(per_column[i]) for i, column in enumerate(prepared)]
+
+
+def fingerprint_table(table: pa.Table) -> str:
+    """32-hex xxh3-128 of a table's logical content: schema, row count, values, row order."""
+    digests = _column_digests(table.columns)
+    return hash_struct(
+        ["table", CANONICAL_FORMAT, schema_descriptor(table.schema), table.num_rows, digests]
+    )
+
+
+def fingerprint_array(array: pa.Array | pa.ChunkedArray) -> str:
+    """32-hex digest of an Arrow array or chunked array: its type, length and values."""
+    if isinstance(array, pa.Array):
+        array = pa.chunked_array([array], array.type)
+    return hash_struct(["array", CANONICAL_FORMAT, _column_digests([array])[0]])

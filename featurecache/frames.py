@@ -1,0 +1,179 @@
+"""Frame kinds and their conversion to Arrow: the one place that recognises a feature's return
+value and turns it into the Arrow table that is fingerprinted and stored (no I/O here).
+
+* ``to_arrow``: polars DataFrame ("polars", exported at polars' newest Arrow compatibility
+  level: string views, zero-copy), LazyFrame (collected, "lazy"), pandas DataFrame ("pandas",
+  RangeIndex kept as metadata, other indexes as columns, dtypes through pandas' metadata, plus
+  what that metadata loses: an index ``freq`` and RangeIndex column labels) and pyarrow Table
+  ("arrow"). Input fingerprints of frames use the same conversion (``frame_to_arrow``), so an
+  input and an output with the same content share one fingerprint.
+* ``pandas_snapshot``: the copy-on-write snapshot a pandas result is published from.
+* ``restore_pandas_extras``: what ``parquet`` applies to a pandas frame read back.
+
+pyarrow is a core dependency but is imported here, not at ``import featurecache``; pandas and
+polars are never imported unless one of their frames is being handled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pyarrow as pa
+
+from featurecache.catalog.records import ReturnKind
+from featurecache.errors import UnsupportedOutputError
+
+SUPPORTED_OUTPUTS = (
+    "polars.DataFrame",
+    "polars.LazyFrame (collected; handed back as a LazyFrame over the artifact)",
+    "pandas.DataFrame",
+    "pyarrow.Table",
+)
+
+
+class FrameConversionError(Exception):
+    """Arrow could not represent a frame (e.g. a pandas object column of mixed types, a polars
+    Int128 column). Turned into the typed input/output error by the callers."""
+
+    def __init__(self, type_name: str, detail: str) -> None:
+        self.type_name = type_name
+        self.detail = detail
+        super().__init__(f"{type_name}: {detail}")
+
+
+def type_name(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
+
+
+def frame_kind(obj: object) -> ReturnKind | None:
+    """The return kind of a supported frame, else None. Recognises pandas and polars objects
+    only if their library is already imported (an instance implies it is), never importing it."""
+    polars = sys.modules.get("polars")
+    if polars is not None:
+        if isinstance(obj, polars.DataFrame):
+            return "polars"
+        if isinstance(obj, polars.LazyFrame):
+            return "lazy"
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(obj, pandas.DataFrame):
+        return "pandas"
+    if isinstance(obj, pa.Table):
+        return "arrow"
+    return None
+
+
+def frame_to_arrow(obj: Any, kind: ReturnKind) -> pa.Table:
+    """The Arrow table of a frame of ``kind``: the single conversion used for artifact ids and
+    frame fingerprints. A LazyFrame is collected (its query errors propagate unchanged)."""
+    if kind == "arrow":
+        return obj
+    if kind == "lazy":
+        obj = obj.collect()
+        kind = "polars"
+    try:
+        if kind == "polars":
+            import polars as pl
+
+            for name, dtype in obj.schema.items():
+                if _holds_objects(dtype):
+                    # polars exports Object columns as raw 8-byte addresses: never content.
+                    raise FrameConversionError(
+                        type_name(obj),
+                        f"column {name!r} has dtype {dtype} (Python objects, not data)",
+                    )
+            # The newest compatibility level exports polars' string views without a copy.
+            return obj.to_arrow(compat_level=pl.CompatLevel.newest())
+        # RangeIndex stays metadata (restored as a RangeIndex); other indexes become columns.
+        return with_pandas_extras(pa.Table.from_pandas(obj, preserve_index=None), obj)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise FrameConversionError(type_name(obj), str(exc).splitlines()[0]) from exc
+
+
+def _holds_objects(dtype: Any) -> bool:
+    import polars as pl
+
+    if dtype == pl.Object:
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _holds_objects(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_objects(field.dtype) for field in dtype.fields)
+    return False
+
+
+def to_arrow(obj: object, feature: str) -> tuple[pa.Table, ReturnKind]:
+    """A feature's return value as an Arrow table plus the kind to hand back on a hit."""
+    kind = frame_kind(obj)
+    if kind is None:
+        raise UnsupportedOutputError(feature, type_name(obj), SUPPORTED_OUTPUTS)
+    try:
+        return frame_to_arrow(obj, kind), kind
+    except FrameConversionError as exc:
+        raise UnsupportedOutputError(
+            feature,
+            f"{exc.type_name} that Arrow cannot represent ({exc.detail})",
+            SUPPORTED_OUTPUTS,
+        ) from exc
+
+
+def pandas_snapshot(frame: Any) -> Any | None:
+    """A copy-on-write snapshot of a pandas frame, or None where pandas cannot guarantee one.
+
+    ``pa.Table.from_pandas`` shares the frame's numpy buffers. Under copy-on-write (always on
+    from pandas 3, opt-in before) a shallow copy registers as a second reference to every block,
+    so any later write through the caller's frame copies the block first and the snapshot (and
+    the Arrow table built from it) never changes; numpy views handed out by ``to_numpy`` and
+    ``values`` are read-only. The snapshot itself costs no copy.
+    """
+    import pandas as pd
+
+    major = int(pd.__version__.split(".", 1)[0])
+    if major < 3 and pd.options.mode.copy_on_write is not True:
+        return None
+    return frame.copy(deep=False)
+
+
+def describe_schema(table: pa.Table | pa.Schema) -> list[dict[str, Any]]:
+    """``[{"name", "type", "nullable"}]`` for the catalog and ``featurecache show``."""
+    schema = table.schema if isinstance(table, pa.Table) else table
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+# What pandas' own Arrow metadata loses: an index's freq and a RangeIndex of column labels.
+_PANDAS_EXTRAS = b"featurecache.pandas"
+
+
+def with_pandas_extras(table: pa.Table, frame: Any) -> pa.Table:
+    extras: dict[str, Any] = {}
+    freq = getattr(frame.index, "freqstr", None)
+    if freq and type(frame.index).__name__ in {"DatetimeIndex", "TimedeltaIndex"}:
+        extras["index_freq"] = freq
+    columns = frame.columns
+    if type(columns).__name__ == "RangeIndex":
+        extras["columns_range"] = [columns.start, columns.stop, columns.step]
+    if not extras:
+        return table
+    metadata = {**(table.schema.metadata or {}), _PANDAS_EXTRAS: json.dumps(extras).encode()}
+    return table.replace_schema_metadata(metadata)
+
+
+def pandas_extras(table: pa.Table) -> dict[str, Any]:
+    raw = (table.schema.metadata or {}).get(_PANDAS_EXTRAS)
+    return json.loads(raw) if raw else {}
+
+
+def restore_pandas_extras(frame: Any, extras: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    freq = extras.get("index_freq")
+    if freq and isinstance(frame.index, pd.DatetimeIndex):
+        frame.index = pd.DatetimeIndex(frame.index, freq=freq)
+    elif freq and isinstance(frame.index, pd.TimedeltaIndex):
+        frame.index = pd.TimedeltaIndex(frame.index, freq=freq)
+    span = extras.get("columns_range")
+    if span and len(range(*span)) == len(frame.columns):
+        frame.columns = pd.RangeIndex(*span)
+    return frame

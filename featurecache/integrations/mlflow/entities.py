@@ -1,0 +1,234 @@
+"""MLflow dataset entities for featurecache artifacts and their sources.
+
+Built from ``mlflow.entities`` (and a tiny ``mlflow.data`` Dataset for users) so that
+mlflow-skinny is enough: ``MetaDataset`` needs ``mlflow.types``, which needs numpy. The digest
+is always our content hash, never MLflow's (its pandas digest reads only the first 10,000 rows,
+its polars digest ignores row order). Imported lazily: importing this module imports mlflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflow.data.dataset import Dataset
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.entities import Dataset as DatasetEntity
+from mlflow.entities import DatasetInput, InputTag
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+from featurecache.hashing import HASH_ALGO
+
+if TYPE_CHECKING:
+    from featurecache.hooks import ResolvedFeature, Upstream
+
+MAX_DIGEST = 36  # MLflow's MAX_DATASET_DIGEST_SIZE and its SQL column size
+MAX_NAME = 500
+
+
+def dataset_digest(fingerprint: str) -> str:
+    """An MLflow digest for a fingerprint: the hex without its algorithm prefix, ≤ 36 chars."""
+    return fingerprint.rsplit(":", 1)[-1][:MAX_DIGEST]
+
+
+def feature_dataset_name(feature: str) -> str:
+    return f"feature.{feature}"[:MAX_NAME]
+
+
+def source_of(uri: str | None) -> tuple[str, str]:
+    """(source type, source JSON) written the way mlflow's own dataset sources write them, so
+    the UI shows "Source type: S3/Local" and the path."""
+    if not uri:
+        return "local", json.dumps({"uri": ""})
+    scheme, sep, _ = uri.partition("://")
+    scheme = scheme.lower() if sep else ""
+    if scheme in ("http", "https"):
+        return "http", json.dumps({"url": uri})
+    if scheme in ("", "file"):
+        local = uri if scheme else Path(uri).absolute().as_uri()
+        return "local", json.dumps({"uri": local})
+    return scheme, json.dumps({"uri": uri})
+
+
+def schema_json(schema: Sequence[Mapping[str, Any]]) -> str:
+    """Our column list as MLflow's colspec JSON, which the UI renders as a table."""
+    colspec = [
+        {
+            "name": str(col.get("name")),
+            "type": str(col.get("type")),
+            "required": not bool(col.get("nullable", True)),
+        }
+        for col in schema
+    ]
+    return json.dumps({"mlflow_colspec": colspec})
+
+
+def artifact_profile(
+    *,
+    feature: str,
+    rows: int,
+    columns: int,
+    code_digest: str | None,
+    key_id: str | None,
+    producer_run: str | None = None,
+) -> str:
+    profile: dict[str, Any] = {
+        "num_rows": rows,
+        "num_columns": columns,
+        "feature": feature,
+        "hash_algo": HASH_ALGO,
+    }
+    if code_digest:
+        profile["code_hash"] = code_digest
+    if key_id:
+        profile["cache_key"] = key_id
+    if producer_run:
+        profile["producer_run"] = producer_run
+    return json.dumps(profile)
+
+
+def artifact_entity(event: ResolvedFeature, producer_run: str | None = None) -> DatasetEntity:
+    """The dataset of a cached artifact: ``feature.<name>``, digest = artifact id."""
+    source_type, source = source_of(event.artifact_uri)
+    return DatasetEntity(
+        name=feature_dataset_name(event.feature),
+        digest=dataset_digest(event.artifact_id),
+        source_type=source_type,
+        source=source,
+        schema=schema_json(event.schema),
+        profile=artifact_profile(
+            feature=event.feature,
+            rows=event.rows,
+            columns=event.columns,
+            code_digest=event.code_digest,
+            key_id=event.key_id,
+            producer_run=producer_run,
+        ),
+    )
+
+
+def upstream_entity(up: Upstream, feature: str | None, producer_run: str | None) -> DatasetEntity:
+    """An input of a materialisation. An upstream artifact keeps the name its consumers see
+    (``feature.<name>``) when this process knows it, so the UI's Datasets filter joins them."""
+    source_type, source = source_of(up.source_uri)
+    if up.is_artifact:
+        name = feature_dataset_name(feature) if feature else f"input.{up.argument}"
+    else:
+        base = up.source_uri.rstrip("/").rsplit("/", 1)[-1] if up.source_uri else ""
+        name = base or up.argument
+    profile: dict[str, Any] = {
+        "argument": up.argument,
+        "kind": "artifact" if up.is_artifact else "source",
+        "fingerprint": up.digest,  # in full: the digest may have been trimmed to 36 chars
+    }
+    if producer_run:
+        profile["producer_run"] = producer_run
+    return DatasetEntity(
+        name=name[:MAX_NAME],
+        digest=dataset_digest(up.digest),
+        source_type=source_type,
+        source=source,
+        profile=json.dumps(profile),
+    )
+
+
+def dataset_input(entity: DatasetEntity, context: str) -> DatasetInput:
+    return DatasetInput(dataset=entity, tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)])
+
+
+# -- a user-facing mlflow.data Dataset ------------------------------------------------------
+
+
+class _UriSource(DatasetSource):
+    """A source that only points at a URI (our artifacts are read by featurecache, not MLflow)."""
+
+    def __init__(self, source_type: str, source_json: str) -> None:
+        self._type = source_type
+        self._json = source_json
+
+    def _get_source_type(self) -> str:  # type: ignore[override]
+        return self._type
+
+    def load(self) -> Any:
+        raise NotImplementedError("load featurecache artifacts with featurecache, not MLflow")
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return False
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> _UriSource:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self._json)
+        return result
+
+    def to_json(self) -> str:
+        return self._json
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[Any, Any]) -> _UriSource:
+        return cls("local", json.dumps(source_dict))
+
+
+class FeatureDataset(Dataset):
+    """A cached artifact as an ``mlflow.data`` Dataset: for ``mlflow.log_input(ds)`` and
+    ``mlflow.log_metric(name, value, dataset=ds, model_id=…)``."""
+
+    def __init__(self, entity: DatasetEntity) -> None:
+        self._entity = entity
+        super().__init__(
+            source=_UriSource(entity.source_type, entity.source),
+            name=entity.name,
+            digest=entity.digest,
+        )
+
+    def _compute_digest(self) -> str:
+        return str(self._entity.digest)
+
+    @property
+    def profile(self) -> Any | None:
+        return None if self._entity.profile is None else json.loads(self._entity.profile)
+
+    @property
+    def schema(self) -> Any | None:
+        return None if self._entity.schema is None else json.loads(self._entity.schema)
+
+    def to_dict(self) -> dict[str, str]:
+        result = super().to_dict()
+        if self._entity.schema is not None:
+            result["schema"] = self._entity.schema
+        if self._entity.profile is not None:
+            result["profile"] = self._entity.profile
+        return result
+
+
+def feature_dataset(artifact: Any, feature: str | None = None) -> FeatureDataset:
+    """See ``mlflow_lineage.mlflow_dataset``: accepts a ``Hit``, a ``ResolvedFeature`` or an
+    ``ArtifactRecord`` (then ``feature=`` names it)."""
+    entry = getattr(artifact, "entry", None)
+    record = getattr(artifact, "artifact", artifact)  # a Hit holds .entry and .artifact
+    name = feature or getattr(entry, "feature", None) or getattr(artifact, "feature", None)
+    if not name:
+        raise ValueError("mlflow_dataset() needs the feature name: pass feature='…'")
+    uri = getattr(record, "uri", None) or getattr(record, "artifact_uri", None)
+    source_type, source = source_of(uri)
+    entity = DatasetEntity(
+        name=feature_dataset_name(name),
+        digest=dataset_digest(record.artifact_id),
+        source_type=source_type,
+        source=source,
+        schema=schema_json(record.schema),
+        profile=artifact_profile(
+            feature=name,
+            rows=record.rows,
+            columns=record.columns,
+            code_digest=getattr(entry, "code_digest", None)
+            or getattr(artifact, "code_digest", None),
+            key_id=getattr(entry, "key_id", None) or getattr(artifact, "key_id", None),
+        ),
+    )
+    return FeatureDataset(entity)

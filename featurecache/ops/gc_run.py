@@ -1,0 +1,161 @@
+"""``featurecache gc``: plan with the pure ``featurecache.ops.gc_plan`` planner, mark, then sweep.
+
+1. **Snapshot** every live artifact and the database clock in one read (``gc_snapshot``) and
+   plan with ``plan_gc``. ``dry_run`` stops here: the plan names exactly what a real run
+   started now would delete, unless the catalog changes in between.
+2. **Mark**: tombstone the plan's artifacts in write transactions of at most ``CHUNK``, each
+   re-checked inside its transaction (``gc.recheck``: pinned, leased, used or created within
+   grace, or changed since the snapshot ⇒ kept). Their cache entries go in the same
+   transaction, so from then on readers miss and recompute instead of loading them.
+3. **Sweep**: delete the files of what was just marked, plus tombstones older than the grace
+   period that an earlier run (or a reader that found a file lost) left behind, then purge
+   their rows. Only rows still tombstoned are swept: a concurrent publish may have revived
+   one. A reader that read a row before it was marked and finds the file gone recomputes.
+
+Sound with several GCs at once (marking is a conditional update, deleting an absent file is a
+no-op), and with concurrent readers and writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from featurecache.catalog.maintenance import CHUNK, chunks
+from featurecache.errors import ConfigError, StoreError
+from featurecache.ops.gc_plan import GcCandidate, GcPlan, GcPolicy, plan_gc
+from featurecache.ops.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from featurecache.catalog import Catalog
+    from featurecache.store.base import ArtifactStore
+
+# Files are deleted in small batches after re-reading that their rows are still tombstoned:
+# the smaller the batch, the narrower the window in which a publish can revive one.
+SWEEP_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    purged: tuple[str, ...]  # rows deleted (their files removed or already gone)
+    files_removed: int
+    failures: dict[str, str] = field(default_factory=dict)  # artifact_id -> store error
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What a collection did (or, with ``dry_run``, would do)."""
+
+    plan: GcPlan
+    dry_run: bool
+    deleted: tuple[GcCandidate, ...]  # dry run: what a real run would delete
+    kept_on_recheck: dict[str, str]  # artifact_id -> why the re-check kept it
+    swept: tuple[str, ...]  # leftover tombstones swept (dry run: to sweep)
+    files_removed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(candidate.size_bytes for candidate in self.deleted)
+
+    def to_json(self) -> dict[str, Any]:
+        reasons = self.plan.delete_reasons
+        return {
+            "dry_run": self.dry_run,
+            "now": self.plan.now.isoformat(),
+            "policy": self.plan.policy.to_json(),
+            "deleted": [{**c.to_json(), "reason": reasons[c.artifact_id]} for c in self.deleted],
+            "bytes_freed": self.bytes_freed,
+            "kept_on_recheck": dict(sorted(self.kept_on_recheck.items())),
+            "swept_tombstones": list(self.swept),
+            "files_removed": self.files_removed,
+            "failures": dict(sorted(self.failures.items())),
+            "plan": self.plan.to_json(),
+        }
+
+
+def require_policy(policy: GcPolicy) -> None:
+    """Refuse a collection with no policy (as DVC's gc does): it would be a guess."""
+    if policy.is_empty():
+        raise ConfigError(
+            "featurecache gc",
+            "no policy given, nothing was deleted",
+            GcPolicy.empty_message().capitalize() + ".",
+        )
+
+
+def plan_collection(catalog: Catalog, policy: GcPolicy) -> GcPlan:
+    """Plan over a fresh snapshot of the catalog (the database clock judges every age)."""
+    require_policy(policy)
+    now, candidates = catalog.gc_snapshot()
+    return plan_gc(candidates, policy, now)
+
+
+def collect_garbage(
+    catalog: Catalog,
+    store: ArtifactStore,
+    policy: GcPolicy,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> GcResult:
+    """Run (or, with ``dry_run``, only plan) one collection; see the module docstring."""
+    progress = progress or NoProgress()
+    plan = plan_collection(catalog, policy)
+    leftovers = catalog.tombstoned(policy.grace.total_seconds())
+    if dry_run:
+        return GcResult(plan, True, plan.delete, {}, tuple(leftovers))
+
+    by_id = {candidate.artifact_id: candidate for candidate in plan.delete}
+    marked: list[str] = []
+    kept: dict[str, str] = {}
+    progress.start("marking artifacts deleted", len(plan.delete))
+    for batch in chunks(plan.delete, CHUNK):
+        outcome = catalog.mark_deleted(batch, policy)
+        marked.extend(outcome.marked)
+        kept.update(outcome.kept)
+        progress.advance(len(batch))
+
+    just_marked = set(marked)
+    to_sweep = marked + [artifact_id for artifact_id in leftovers if artifact_id not in just_marked]
+    swept = sweep(catalog, store, to_sweep, progress)
+    return GcResult(
+        plan=plan,
+        dry_run=False,
+        deleted=tuple(by_id[artifact_id] for artifact_id in marked),
+        kept_on_recheck=kept,
+        swept=tuple(a for a in swept.purged if a not in just_marked),
+        files_removed=swept.files_removed,
+        failures=swept.failures,
+    )
+
+
+def sweep(
+    catalog: Catalog,
+    store: ArtifactStore,
+    artifact_ids: Sequence[str],
+    progress: Progress | None = None,
+) -> SweepOutcome:
+    """Delete the files of tombstoned artifacts, then their rows; skips any row a publish
+    revived meanwhile. A file the store cannot delete keeps its row (tombstoned) for the
+    next run, and is reported."""
+    progress = progress or NoProgress()
+    progress.start("removing files", len(artifact_ids))
+    purged: list[str] = []
+    removed = 0
+    failures: dict[str, str] = {}
+    for batch in chunks(artifact_ids, SWEEP_CHUNK):
+        gone: list[str] = []
+        for artifact_id in catalog.still_tombstoned(batch):
+            try:
+                removed += store.delete(artifact_id)
+            except StoreError as error:
+                failures[artifact_id] = str(error)
+                continue
+            gone.append(artifact_id)
+        if gone:
+            catalog.purge(gone)
+            purged.extend(gone)
+        progress.advance(len(batch))
+    return SweepOutcome(tuple(purged), removed, failures)

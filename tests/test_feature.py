@@ -1,0 +1,351 @@
+"""@cached_feature end to end: a miss in one process, a hit in the next, for every frame type."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e import SESSION, Project
+
+FEATURES = """
+import polars as pl
+import pyarrow as pa
+from featurecache import cached_feature
+
+CALLS = "calls.log"
+
+def _count(name):
+    with open(CALLS, "a") as handle:
+        handle.write(name + "\\n")
+
+@cached_feature
+def polars_feature(n: int) -> pl.DataFrame:
+    _count("polars")
+    return pl.DataFrame({"x": list(range(n)), "y": [f"s{i}" for i in range(n)]})
+
+@cached_feature
+def lazy_feature(n: int) -> pl.LazyFrame:
+    _count("lazy")
+    return pl.LazyFrame({"x": list(range(n)), "g": [i % 3 for i in range(n)]})
+
+@cached_feature
+def arrow_feature(n: int) -> pa.Table:
+    _count("arrow")
+    return pa.table({"x": list(range(n)), "z": [float(i) / 2 for i in range(n)]})
+
+@cached_feature
+def pandas_feature(n: int):
+    import pandas as pd
+    _count("pandas")
+    idx = pd.Index([f"k{i}" for i in range(n)], name="key")
+    return pd.DataFrame(
+        {
+            "a": pd.array(list(range(n)), dtype="Int64"),
+            "b": pd.Categorical(["u", "v"] * (n // 2)),
+            "t": pd.date_range("2026-01-01", periods=n, freq="h", tz="Europe/Berlin"),
+        },
+        index=idx,
+    )
+
+@cached_feature
+def chained(df: pl.DataFrame) -> pl.DataFrame:
+    _count("chained")
+    return df.with_columns((pl.col("x") * 2).alias("x2"))
+"""
+
+DESCRIBE = (
+    SESSION
+    + """
+import polars as pl, pyarrow as pa
+from features import *
+out = {}
+p = polars_feature(10)
+out["polars"] = [type(p).__name__, p.to_dicts()[:2]]
+l = lazy_feature(12)
+out["lazy"] = [type(l).__name__, l.filter(pl.col("g") == 1).collect().height]
+a = arrow_feature(8)
+out["arrow"] = [type(a).__name__, a.column("z").to_pylist()[:3]]
+d = pandas_feature(6)
+out["pandas"] = [type(d).__name__, d.index.name, [str(t) for t in d.dtypes], list(d.index[:2]), str(d["t"].iloc[1])]
+c = chained(p)
+out["chained"] = [type(c).__name__, c["x2"].to_list()[:3]]
+out["session"] = _session()
+out["calls"] = sorted(open("calls.log").read().split())
+print(json.dumps(out))
+"""
+)
+
+
+def test_miss_then_hit_in_fresh_processes_for_every_frame_type(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write("features.py", FEATURES)
+    first = project.run_json(DESCRIBE)
+    second = project.run_json(DESCRIBE)
+    assert first["session"] == {"hits": 0, "misses": 5}
+    assert second["session"] == {"hits": 5, "misses": 0}
+    # Nothing ran again in the second process.
+    assert (
+        second["calls"]
+        == first["calls"]
+        == sorted(["polars", "lazy", "arrow", "pandas", "chained"])
+    )
+    for kind in ("polars", "lazy", "arrow", "pandas", "chained"):
+        assert first[kind] == second[kind], kind
+    assert first["polars"][0] == "DataFrame"
+    assert first["lazy"] == ["LazyFrame", 4]
+    assert first["arrow"][0] == "Table"
+    assert first["pandas"][0:2] == ["DataFrame", "key"]
+    assert first["pandas"][2][:2] == ["Int64", "category"]
+    assert first["pandas"][3] == ["k0", "k1"]
+
+
+def test_changed_argument_is_a_miss_and_defaults_bind(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write(
+        "feat.py",
+        """
+        import polars as pl
+        from featurecache import cached_feature
+
+        @cached_feature
+        def scaled(n: int, factor: int = 2) -> pl.DataFrame:
+            with open("calls.log", "a") as h:
+                h.write(f"{n},{factor}\\n")
+            return pl.DataFrame({"v": [i * factor for i in range(n)]})
+        """,
+    )
+    script = (
+        SESSION
+        + """
+from feat import scaled
+import sys
+scaled(3); scaled(3, 2); scaled(n=3, factor=2); scaled(3, factor=3); scaled(4)
+print(json.dumps(_session()))
+"""
+    )
+    assert project.run_json(script) == {"hits": 2, "misses": 3}
+    assert project.run_json(script) == {"hits": 5, "misses": 0}
+
+
+def test_function_that_raises_stores_nothing_and_exception_is_unchanged(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write(
+        "feat.py",
+        """
+        import polars as pl
+        from featurecache import cached_feature
+
+        class Boom(Exception):
+            pass
+
+        @cached_feature
+        def explode(n: int) -> pl.DataFrame:
+            raise Boom(f"no {n}")
+        """,
+    )
+    result = project.run_json(
+        SESSION
+        + """
+from feat import explode, Boom
+try:
+    explode(1)
+except Boom as exc:
+    caught = [type(exc).__name__, str(exc)]
+from featurecache.cli.commands.ls import list_artifacts
+print(json.dumps({"caught": caught, "artifacts": len(list_artifacts()), "session": _session()}))
+"""
+    )
+    assert result == {
+        "caught": ["Boom", "no 1"],
+        "artifacts": 0,
+        "session": {"hits": 0, "misses": 0},
+    }
+
+
+def test_unsupported_return_type_is_a_typed_error_and_stores_nothing(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write(
+        "feat.py",
+        """
+        from featurecache import cached_feature
+
+        @cached_feature
+        def not_a_frame(n: int):
+            return {"n": n}
+        """,
+    )
+    result = project.run_json(
+        SESSION
+        + """
+from feat import not_a_frame
+from featurecache import UnsupportedOutputError
+try:
+    not_a_frame(1)
+except TypeError as exc:
+    err = [isinstance(exc, UnsupportedOutputError), str(exc)]
+from featurecache.cli.commands.ls import list_artifacts
+print(json.dumps({"err": err, "artifacts": len(list_artifacts())}))
+"""
+    )
+    assert result["err"][0] is True
+    assert "not_a_frame" in result["err"][1] and "dict" in result["err"][1]
+    assert result["artifacts"] == 0
+
+
+def test_unsupported_argument_type_names_the_argument(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write(
+        "feat.py",
+        """
+        import polars as pl
+        from featurecache import cached_feature
+
+        @cached_feature
+        def takes_object(frame: pl.DataFrame, thing: object) -> pl.DataFrame:
+            return frame
+        """,
+    )
+    result = project.run_json(
+        SESSION
+        + """
+import polars as pl
+from feat import takes_object
+from featurecache import UnsupportedInputError
+class Thing: pass
+try:
+    takes_object(pl.DataFrame({"a": [1]}), Thing())
+except TypeError as exc:
+    err = [isinstance(exc, UnsupportedInputError), exc.argument, str(exc)]
+print(json.dumps({"err": err}))
+"""
+    )
+    assert result["err"][0] is True
+    assert result["err"][1] == "thing"
+    assert "Thing" in result["err"][2] and "Supported" in result["err"][2]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+@pytest.mark.parametrize(
+    ("feature", "total"),
+    [
+        ("polars_feature", "int(value['x'].sum())"),
+        ("pandas_feature", "int(value['a'].sum())"),
+        ("arrow_feature", "int(pc.sum(value['x']).as_py())"),
+    ],
+)
+def test_corrupted_artifact_is_quarantined_and_recomputed(tmp_path, damage, feature, total):
+    project = Project.create(tmp_path / "proj")
+    project.write("features.py", FEATURES)
+    script = (
+        SESSION
+        + f"""
+import pyarrow.compute as pc
+from features import {feature}
+value = {feature}(50)
+print(json.dumps({{"sum": {total}, "session": _session()}}))
+"""
+    )
+    first = project.run_json(script)
+    files = [
+        p
+        for p in (project.root / "cache" / "artifacts").rglob("*.parquet")
+        if "quarantine" not in p.parts
+    ]
+    assert len(files) == 1
+    path = files[0]
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    second = project.run_json(script)
+    assert second["sum"] == first["sum"]
+    assert second["session"] == {"hits": 0, "misses": 1}
+    quarantined = list((project.root / "cache" / "artifacts" / "quarantine").glob("*.parquet"))
+    assert len(quarantined) == 1
+    third = project.run_json(script)
+    assert third["session"] == {"hits": 1, "misses": 0}
+
+
+def test_artifact_deleted_behind_the_catalogs_back_is_recomputed(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write("features.py", FEATURES)
+    script = (
+        SESSION
+        + """
+from features import arrow_feature
+t = arrow_feature(20)
+print(json.dumps({"rows": t.num_rows, "session": _session()}))
+"""
+    )
+    project.run_json(script)
+    for path in (project.root / "cache" / "artifacts").rglob("*.parquet"):
+        path.chmod(0o644)
+        path.unlink()
+    again = project.run_json(script)
+    assert again == {"rows": 20, "session": {"hits": 0, "misses": 1}}
+
+
+def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    project = Project.create(tmp_path / "proj")
+    project.write("features.py", FEATURES)
+    marker = tmp_path / "writing"
+    script = f"""
+import time
+import featurecache.parquet as aio
+real = aio.write_parquet
+def crash_midway(table, path, settings, **kw):
+    real(table, path, settings, **kw)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    open({str(marker)!r}, "w").close()
+    time.sleep(600)
+aio.write_parquet = crash_midway
+from features import polars_feature
+polars_feature(1000)
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=project.root,
+        env=project.env(
+            FEATURECACHE_BACKGROUND_PUBLISH="0",
+            FEATURECACHE_LEASE_SECONDS="2",
+            FEATURECACHE_HEARTBEAT_SECONDS="0.5",
+        ),
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, "the child exited before writing"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = project.root / "cache" / "artifacts"
+    visible = [p for p in store.rglob("*.parquet") if not p.name.startswith(".")]
+    assert visible == []
+    state = project.run_json(
+        SESSION
+        + """
+from featurecache.cli.commands.ls import list_artifacts
+print(json.dumps({"artifacts": len(list_artifacts())}))
+"""
+    )
+    assert state == {"artifacts": 0}
+    again = project.run_json(
+        SESSION
+        + """
+from features import polars_feature
+df = polars_feature(1000)
+print(json.dumps({"rows": df.height, "session": _session()}))
+""",
+        FEATURECACHE_LEASE_SECONDS="2",
+        FEATURECACHE_HEARTBEAT_SECONDS="0.5",
+    )
+    assert again == {"rows": 1000, "session": {"hits": 0, "misses": 1}}

@@ -1,0 +1,139 @@
+"""Background publishing: the caller gets its result while the artifact is written, and what is
+stored is always exactly what the function returned — whatever the caller does to the frame
+afterwards."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from featurecache import FeatureCache, frames, parquet
+
+
+def _cache(tmp_path: Path, **settings: Any) -> FeatureCache:
+    return FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", **settings)
+
+
+def _pandas_result() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "a": np.arange(1_000, dtype="int64"),
+            "b": np.linspace(0.0, 1.0, 1_000),
+            "s": [f"v{i % 7}" for i in range(1_000)],
+        }
+    )
+
+
+def _pandas_feature(n: int) -> pd.DataFrame:
+    return _pandas_result()
+
+
+# Zero-copy source of ``_arrow_view``'s result; its bytes are part of that feature's code
+# identity (a module constant), so keys are taken before it changes.
+_SHARED = np.arange(10_000, dtype="int64")
+
+
+def _arrow_view(n: int) -> pa.Table:
+    return pa.table({"x": pa.array(_SHARED)})
+
+
+def test_pandas_result_is_published_in_the_background_from_a_snapshot(tmp_path: Path) -> None:
+    fc = _cache(tmp_path)
+    started = threading.Event()
+    release = threading.Event()
+    real_write = parquet.write_parquet
+
+    def held_write(*args: Any, **kwargs: Any) -> None:
+        started.set()
+        release.wait(30)  # the caller writes to its frame before the file is written
+        real_write(*args, **kwargs)
+
+    feature = fc.cached_feature(_pandas_feature)
+    try:
+        key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parquet, "write_parquet", held_write)
+            out = feature(1)
+            assert started.wait(30)
+            assert fc.engine.catalog.lookup(key_id) is None  # returned before the commit
+            # Every kind of in-place write a user might make to the result.
+            out.loc[0, "a"] = -1
+            out["b"] *= 2
+            out.iloc[3, 2] = "changed"
+            del out["s"]
+            release.set()
+            fc.engine.flush()
+        assert fc.engine.catalog.lookup(key_id) is not None
+    finally:
+        release.set()
+        fc.close()
+    fresh = _cache(tmp_path)
+    try:
+        stored = fresh.cached_feature(_pandas_feature)(1)
+        assert (fresh.engine.session.hits, fresh.engine.session.misses) == (1, 0)
+        pd.testing.assert_frame_equal(stored, _pandas_result())
+    finally:
+        fresh.close()
+
+
+def test_pandas_result_is_published_before_returning_without_background(tmp_path: Path) -> None:
+    fc = _cache(tmp_path, background_publish=False)
+
+    @fc.cached_feature
+    def feature(n: int) -> pd.DataFrame:
+        return _pandas_result()
+
+    try:
+        out = feature(1)
+        key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
+        assert fc.engine.catalog.lookup(key_id) is not None  # committed before the return
+        out.loc[0, "a"] = -1
+        pd.testing.assert_frame_equal(feature(1), _pandas_result())
+    finally:
+        fc.close()
+
+
+def test_pandas_snapshot_is_shallow_and_isolated() -> None:
+    frame = _pandas_result()
+    snapshot = frames.pandas_snapshot(frame)
+    assert snapshot is not None
+    table = pa.Table.from_pandas(snapshot)
+    frame.loc[0, "a"] = 99
+    frame["b"] += 1.0
+    assert table.column("a")[0].as_py() == 0
+    assert table.column("b")[0].as_py() == 0.0
+    assert snapshot.loc[0, "a"] == 0
+
+
+def test_result_changed_while_it_is_written_is_not_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pyarrow table built zero-copy over a numpy array that is written to while the
+    background publish runs: the publish notices the change and stores nothing."""
+    fc = _cache(tmp_path)
+    real_write = parquet.write_parquet
+
+    def write_then_mutate(*args: Any, **kwargs: Any) -> None:
+        real_write(*args, **kwargs)
+        _SHARED[5] = -5  # after the file was written, before the publish re-checks it
+
+    feature = fc.cached_feature(_arrow_view)
+    try:
+        key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
+        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.WARNING):
+            patch.setattr(parquet, "write_parquet", write_then_mutate)
+            feature(1)
+            fc.engine.flush()
+        assert "modified while it was being published" in caplog.text
+        assert fc.engine.catalog.lookup(key_id) is None
+        assert not list((tmp_path / "a").rglob("*.parquet"))
+    finally:
+        _SHARED[5] = 5
+        fc.close()
