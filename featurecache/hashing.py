@@ -69,26 +69,6 @@ class UnencodableValueError(TypeError):
         )
 
 
-SUPPORTED_VALUE_TYPES = (
-    "None",
-    "bool",
-    "int",
-    "float",
-    "str",
-    "bytes",
-    "datetime.date",
-    "datetime.datetime",
-    "datetime.time",
-    "datetime.timedelta",
-    "decimal.Decimal",
-    "enum.Enum",
-    "list",
-    "tuple",
-    "dict",
-    "set",
-    "frozenset",
-)
-
 _Encoder = Callable[[Any, str, bytearray], None]
 
 

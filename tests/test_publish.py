@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -19,6 +20,20 @@ from featurecache import FeatureCache, frames, parquet
 
 def _cache(tmp_path: Path, **settings: Any) -> FeatureCache:
     return FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", **settings)
+
+
+class HeldWrites:
+    """Holds every artifact write until ``release`` is set (``started`` says one is waiting)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self._real = parquet.write_parquet
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.started.set()
+        self.release.wait(30)
+        self._real(*args, **kwargs)
 
 
 def _pandas_result() -> pd.DataFrame:
@@ -46,14 +61,8 @@ def _arrow_view(n: int) -> pa.Table:
 
 def test_pandas_result_is_published_in_the_background_from_a_snapshot(tmp_path: Path) -> None:
     fc = _cache(tmp_path)
-    started = threading.Event()
-    release = threading.Event()
-    real_write = parquet.write_parquet
-
-    def held_write(*args: Any, **kwargs: Any) -> None:
-        started.set()
-        release.wait(30)  # the caller writes to its frame before the file is written
-        real_write(*args, **kwargs)
+    held_write = HeldWrites()  # the caller writes to its frame before the file is written
+    started, release = held_write.started, held_write.release
 
     feature = fc.cached_feature(_pandas_feature)
     try:
@@ -136,4 +145,41 @@ def test_result_changed_while_it_is_written_is_not_stored(
         assert not list((tmp_path / "a").rglob("*.parquet"))
     finally:
         _SHARED[5] = 5
+        fc.close()
+
+
+# Part of ``_scaled``'s code identity (a module constant read by the function).
+_SCALE = 2
+
+
+def _scaled(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"x": [i * _SCALE for i in range(n)]})
+
+
+def test_the_stored_row_records_the_code_its_key_was_built_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The code changes (a notebook re-runs a cell) while the result is still being published
+    # in the background: the row must say what code made the result, the key's, not the
+    # code that happens to be loaded when the publish runs.
+    fc = _cache(tmp_path)
+    held_write = HeldWrites()
+    started, release = held_write.started, held_write.release
+
+    feature = fc.cached_feature(_scaled)
+    try:
+        key = fc.engine.key_for(feature, (3,), {})[0]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parquet, "write_parquet", held_write)
+            feature(3)
+            assert started.wait(30)
+            monkeypatch.setitem(globals(), "_SCALE", 5)
+            assert fc.engine.key_for(feature, (3,), {})[0].key_id != key.key_id
+            release.set()
+            fc.engine.flush()
+        hit = fc.engine.catalog.lookup(key.key_id)
+        assert hit is not None
+        assert hit.entry.code_digest == key.components["code_digest"]
+    finally:
+        release.set()
         fc.close()

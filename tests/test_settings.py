@@ -104,3 +104,43 @@ def test_project_root_falls_back_to_git_or_cwd(tmp_path: Path) -> None:
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     (tmp_path / "repo" / "a").mkdir()
     assert find_project_root(tmp_path / "repo" / "a") == (tmp_path / "repo").resolve()
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ({"compression": "brotli"}, "compression"),
+        ({"wait_timeout_seconds": "soon"}, "wait_timeout_seconds"),
+        ({"lease_seconds": -1}, "lease_seconds"),
+        ({"row_group_rows": 2.5}, "row_group_rows"),
+        ({"background_publish": "maybe"}, "background_publish"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+    ],
+)
+def test_python_overrides_are_parsed_when_the_cache_is_constructed(
+    tmp_path: Path, override: dict[str, object], fragment: str
+) -> None:
+    # The same parser as the environment's: a bad value fails here, not in a background
+    # publish ("will be recomputed next time", forever) or deep inside single-flight.
+    from featurecache import FeatureCache
+
+    with pytest.raises(ConfigError, match=fragment):
+        FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", **override)
+
+
+def test_python_overrides_take_the_same_spellings_as_the_environment(tmp_path: Path) -> None:
+    from featurecache import FeatureCache
+
+    cache = FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'c.db'}",
+        store=tmp_path / "a",
+        compression="ZSTD",
+        wait_timeout_seconds="30",
+        background_publish="off",
+    )
+    try:
+        settings = cache.engine.settings
+        assert (settings.compression, settings.wait_timeout_seconds) == ("zstd", 30.0)
+        assert settings.background_publish is False
+    finally:
+        cache.close()

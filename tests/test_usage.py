@@ -30,3 +30,93 @@ def test_hits_are_recorded_in_the_catalog_after_the_process_exits(tmp_path: Path
         "print(json.dumps({'hits': a.hits}))\n"
     )
     assert stats == {"hits": 25}
+
+
+FORK_AFTER_HITS = """
+import os, sys
+import featurecache
+from feat import numbers
+engine = featurecache.default_cache().engine
+# Hold the batch: the five hits below are still queued when the process forks.
+recorder = getattr(engine, "usage", None) or getattr(engine, "events")
+recorder._interval = 3600
+for _ in range(5):
+    numbers(3)
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a normal exit: the interpreter runs its exit hooks
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+"""
+
+
+def test_a_forked_child_does_not_write_its_parents_queued_events(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "proj")
+    project.write("feat.py", FEATURE)
+    project.run("from feat import numbers\nnumbers(3)\n")
+    project.run(FORK_AFTER_HITS)
+    stats = project.run_json(
+        "import json\nfrom featurecache.catalog import Catalog\n"
+        "from featurecache.settings import load_settings\n"
+        "c = Catalog.open(load_settings().catalog_url)\n"
+        "[(a, f)] = c.list_artifacts()\n"
+        "print(json.dumps({'hits': a.hits}))\n"
+    )
+    assert stats == {"hits": 5}
+
+
+class FlakyCatalog:
+    """Refuses the first ``failures`` batches, then records what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.recorded: list[object] = []
+
+    def record_events(self, batch: list[object]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("catalog unreachable")
+        self.recorded.extend(batch)
+
+
+def _event(n: int) -> object:
+    from featurecache.catalog.queries import UsageEvent
+
+    return UsageEvent("hit", f"k{n}", "f", f"a{n}", 0.001, 1.0)
+
+
+def test_a_failed_batch_is_retried_not_dropped() -> None:
+    from featurecache.usage import UsageRecorder
+
+    catalog = FlakyCatalog(failures=2)
+    recorder = UsageRecorder(catalog, interval=3600)  # type: ignore[arg-type]
+    recorder.add(_event(1))  # type: ignore[arg-type]
+    recorder.flush()  # refused
+    recorder.add(_event(2))  # type: ignore[arg-type]
+    recorder.flush()  # refused again
+    recorder.close()  # the third attempt goes through, oldest first
+    assert [e.key_id for e in catalog.recorded] == ["k1", "k2"]  # type: ignore[attr-defined]
+
+
+def test_events_that_cannot_be_written_at_exit_are_reported(caplog) -> None:
+    from featurecache.usage import UsageRecorder
+
+    catalog = FlakyCatalog(failures=10)
+    recorder = UsageRecorder(catalog, interval=3600)  # type: ignore[arg-type]
+    for n in range(3):
+        recorder.add(_event(n))  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="featurecache"):
+        recorder.close()
+    assert catalog.recorded == []
+    assert any("could not record 3 usage events" in r.getMessage() for r in caplog.records)
+
+
+def test_session_stats_stay_bounded() -> None:
+    from featurecache.usage import SessionStats
+
+    stats = SessionStats()
+    for _ in range(10_000):
+        stats.add("hit", 1.0, "f")
+    stats.add("miss", 2.0, "f")
+    assert (stats.hits, stats.misses) == (10_000, 1)
+    assert dict(stats.by_feature) == {("f", "hit"): 10_000, ("f", "miss"): 1}

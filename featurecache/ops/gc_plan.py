@@ -49,6 +49,7 @@ NOT_SELECTED = "not selected by any policy"
 WITHIN_MAX_SIZE = "fits within max size"
 VANISHED = "vanished"
 CHANGED = "changed since the scan"
+KEEP_LAST_FLOOR = "--keep-last floor"  # the kind of every floor_reason(…)
 
 DEFAULT_GRACE = timedelta(hours=1)
 _POLICY_OPTIONS = "--older-than, --unused-for, --keep-last, --max-size"
@@ -144,6 +145,8 @@ class GcPlan:
     keep: tuple[GcCandidate, ...]  # sorted by artifact_id
     delete_reasons: dict[str, str] = field(default_factory=dict)
     keep_reasons: dict[str, str] = field(default_factory=dict)
+    # How many artifacts each kind of reason kept (the floor counted once, whatever feature).
+    kept_by: dict[str, int] = field(default_factory=dict)
     bytes_freed: int = 0
     bytes_remaining: int = 0
     max_size_met: bool = True
@@ -235,12 +238,16 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
         }
 
     keep_reasons: dict[str, str] = {}
+    kept_by: dict[str, int] = {}
     delete_reasons: dict[str, str] = {}
     unselected: list[GcCandidate] = []
     for candidate in ordered:
-        protection = _hard_protection(candidate, policy, now) or floor.get(candidate.artifact_id)
+        hard = _hard_protection(candidate, policy, now)
+        protection = hard or floor.get(candidate.artifact_id)
         if protection is not None:
             keep_reasons[candidate.artifact_id] = protection
+            kind = hard or KEEP_LAST_FLOOR
+            kept_by[kind] = kept_by.get(kind, 0) + 1
             continue
         chosen = _selected_by(candidate, policy, now)
         if chosen:
@@ -260,6 +267,7 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
     for candidate in unselected:
         if candidate.artifact_id not in delete_reasons:
             keep_reasons[candidate.artifact_id] = survivor_reason
+            kept_by[survivor_reason] = kept_by.get(survivor_reason, 0) + 1
 
     deleted = sorted((c for c in ordered if c.artifact_id in delete_reasons), key=_lru_order)
     kept = [c for c in ordered if c.artifact_id in keep_reasons]
@@ -270,6 +278,7 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
         keep=tuple(kept),
         delete_reasons={c.artifact_id: delete_reasons[c.artifact_id] for c in deleted},
         keep_reasons={c.artifact_id: keep_reasons[c.artifact_id] for c in kept},
+        kept_by=dict(sorted(kept_by.items())),
         bytes_freed=total - remaining,
         bytes_remaining=remaining,
         max_size_met=policy.max_size is None or remaining <= policy.max_size,

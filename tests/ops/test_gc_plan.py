@@ -488,3 +488,19 @@ def test_to_json_shape() -> None:
     assert data["delete"][0]["created_at"] == (NOW - 10 * DAY).isoformat()
     assert data["keep"] == [{**art("b", 1).to_json(), "reason": NOT_SELECTED}]
     assert data["now"] == NOW.isoformat()
+
+
+def test_the_plan_counts_what_kept_each_artifact_by_kind() -> None:
+    # The CLI's summary reads these counts; it never parses the reasons' wording back.
+    from featurecache.ops.gc_plan import KEEP_LAST_FLOOR, NOT_SELECTED, PINNED
+
+    old = NOW - timedelta(days=30)
+    candidates = [
+        GcCandidate("a1", ("f",), 1, old),
+        GcCandidate("a2", ("f",), 1, old - timedelta(days=1)),
+        GcCandidate("b1", ("g",), 1, old),
+        GcCandidate("p1", ("h",), 1, old, pinned=True),
+    ]
+    plan = plan_gc(candidates, GcPolicy(keep_last=1, older_than=timedelta(days=365)), NOW)
+    assert plan.kept_by == {KEEP_LAST_FLOOR: 2, NOT_SELECTED: 1, PINNED: 1}
+    assert sum(plan.kept_by.values()) == len(plan.keep)

@@ -114,11 +114,7 @@ def render(result: GcResult) -> None:
         typer.echo(f"{verb} nothing")
     else:
         _deleted_table(result, verb)
-    kept: dict[str, int] = {}
-    for reason in plan.keep_reasons.values():
-        label = reason if not reason.startswith("among the last") else "--keep-last floor"
-        kept[label] = kept.get(label, 0) + 1
-    summary = ", ".join(f"{count} {label}" for label, count in sorted(kept.items()))
+    summary = ", ".join(f"{count} {label}" for label, count in plan.kept_by.items())
     typer.echo(f"kept {plural(len(plan.keep), 'artifact')}" + (f" ({summary})" if summary else ""))
     if result.kept_on_recheck:
         typer.echo(
