@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LINT_PATHS := featurecache tests examples benchmarks
 
-.PHONY: demo test lint typecheck bench bench-quick clean
+.PHONY: demo test check lint typecheck bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +17,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/churn/run_demo.py
 
-test: $(STAMP)
-	$(BIN)/ruff check featurecache tests examples benchmarks
-	$(BIN)/mypy
+# Everything: lint, format check, types, then the whole test suite (slow tests included).
+test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast development loop (under 2 minutes): the same checks, then the tests not marked slow.
+check: lint typecheck
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check featurecache tests examples benchmarks
-	$(BIN)/ruff format --check featurecache tests examples benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -65,6 +65,11 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:
+    if not 0 < heartbeat_seconds < lease_seconds:
+        raise ValueError("heartbeat_seconds must be positive and shorter than the lease")
+
+
 class LeaseKeeper:
     """A held lease, renewed every ``heartbeat_seconds`` by a daemon thread until released.
 
@@ -83,8 +88,7 @@ class LeaseKeeper:
         lease_seconds: float,
         heartbeat_seconds: float,
     ) -> None:
-        if not 0 < heartbeat_seconds < lease_seconds:
-            raise ValueError("heartbeat_seconds must be positive and shorter than the lease")
+        _check_timing(lease_seconds, heartbeat_seconds)
         self.catalog = catalog
         self.key_id = key_id
         self.owner = owner
@@ -135,17 +139,28 @@ class LeaseKeeper:
 
     def release(self) -> None:
         """Stop heartbeating and give the lease up (idempotent; never raises for a catalog
-        failure: the lease then simply expires)."""
+        failure). A failed release is retried for up to one heartbeat interval (the catalog
+        layer retries only what it knows to be transient): given up, the lease blocks the key
+        until it expires."""
         if self._released:
             return
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._released = True
-        try:
-            self.catalog.release_lease(self.key_id, self.owner)
-        except FeatureCacheError as error:
-            log.warning("could not release the lease on %s: %s", self.key_id[:12], error)
+        give_up = time.monotonic() + self.heartbeat_seconds
+        delay = FIRST_POLL_SECONDS
+        while True:
+            try:
+                self.catalog.release_lease(self.key_id, self.owner)
+                return
+            except FeatureCacheError as error:
+                if time.monotonic() + delay > give_up:
+                    log.warning("could not release the lease on %s: %s", self.key_id[:12], error)
+                    return
+                log.debug("retrying the release of %s: %s", self.key_id[:12], error)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, MAX_POLL_SECONDS)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -157,6 +172,34 @@ class LeaseKeeper:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _hand_over(
+    catalog: LeaseCatalog,
+    key_id: str,
+    owner: str,
+    poll: Callable[[], Hit | None],
+    *,
+    lease_seconds: float,
+    heartbeat_seconds: float,
+) -> Hit | LeaseKeeper:
+    """Just after acquiring: the Hit if the previous owner published and released before we
+    got here (the lease given back), else our heartbeating keeper. Whatever fails in between
+    (the poll, starting the heartbeat) gives the lease back before it propagates: nobody else
+    could release it, and it would block the key for ``lease_seconds``."""
+    keeper = LeaseKeeper(
+        catalog, key_id, owner, lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds
+    )
+    try:
+        # The previous owner may have published and released just before we got here.
+        hit = poll()
+        if hit is None:
+            return keeper.start()
+    except BaseException:
+        keeper.release()  # stops a heartbeat that did start; never raises for the catalog
+        raise
+    catalog.release_lease(key_id, owner)
+    return hit
 
 
 def acquire_or_wait(
@@ -175,6 +218,7 @@ def acquire_or_wait(
     """Either a Hit that someone else published while we waited, or a held, heartbeating
     ``LeaseKeeper`` if we should compute (the key was free, or its owner's lease expired).
     Raises ``WaitTimeoutError`` after ``wait_timeout`` seconds of waiting."""
+    _check_timing(lease_seconds, heartbeat_seconds)  # before a lease exists, not after
     deadline = time.monotonic() + wait_timeout
     delay = first_poll
     lease: LeaseRecord | None = None
@@ -183,19 +227,14 @@ def acquire_or_wait(
         # Waiters only write (try to acquire) when the lease looks free or expired, so a
         # herd of them polls with reads, which SQLite's WAL serves concurrently.
         if may_be_free and catalog.try_acquire_lease(key_id, owner, lease_seconds):
-            # The previous owner may have published and released just before we got here.
-            hit = poll()
-            if hit is not None:
-                catalog.release_lease(key_id, owner)
-                return hit
-            keeper = LeaseKeeper(
+            return _hand_over(
                 catalog,
                 key_id,
                 owner,
+                poll,
                 lease_seconds=lease_seconds,
                 heartbeat_seconds=heartbeat_seconds,
             )
-            return keeper.start()
         hit = poll()
         if hit is not None:
             return hit

@@ -223,6 +223,7 @@ print(json.dumps({"err": err}))
     assert "Thing" in result["err"][2] and "Supported" in result["err"][2]
 
 
+@pytest.mark.slow  # three fresh processes per case, six cases
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 @pytest.mark.parametrize(
     ("feature", "total"),
@@ -287,6 +288,7 @@ print(json.dumps({"rows": t.num_rows, "session": _session()}))
     assert again == {"rows": 20, "session": {"hits": 0, "misses": 1}}
 
 
+@pytest.mark.slow  # SIGKILLs a publishing process
 def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path):
     import os
     import signal

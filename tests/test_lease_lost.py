@@ -12,6 +12,7 @@ from sqlalchemy import text
 from featurecache import FeatureCache
 
 
+@pytest.mark.slow  # sleeps through several heartbeats
 @pytest.mark.parametrize("kind", ["pandas", "lazy"])
 def test_stolen_lease_means_no_publish_and_a_correct_result(tmp_path: Path, kind: str) -> None:
     pd = pytest.importorskip("pandas")

@@ -68,6 +68,7 @@ def test_the_first_caller_gets_the_lease_and_gives_it_back(catalog: Catalog) -> 
     keeper.release()  # idempotent
 
 
+@pytest.mark.slow  # sleeps past the lease
 def test_the_heartbeat_keeps_a_lease_past_its_duration(catalog: Catalog) -> None:
     keeper = acquire(catalog, lease_seconds=1.0, heartbeat_seconds=0.1)
     assert isinstance(keeper, LeaseKeeper)
@@ -124,6 +125,7 @@ class Outage:
         return self.catalog.get_lease(key_id)
 
 
+@pytest.mark.slow  # waits out a lease
 def test_an_owner_that_cannot_renew_in_time_stops(catalog: Catalog) -> None:
     outage = Outage(catalog)
     keeper = acquire_or_wait(
@@ -144,6 +146,7 @@ def test_an_owner_that_cannot_renew_in_time_stops(catalog: Catalog) -> None:
             keeper.check()
 
 
+@pytest.mark.slow  # an owner process
 def test_a_waiter_gets_what_the_owner_publishes(catalog: Catalog) -> None:
     acquired = CTX.Event()
     owner = CTX.Process(target=workers.hold_then_publish, args=(catalog.url, acquired, "k", 0.5))
@@ -158,6 +161,7 @@ def test_a_waiter_gets_what_the_owner_publishes(catalog: Catalog) -> None:
     assert catalog.get_lease(key) is None
 
 
+@pytest.mark.slow  # a crashing owner process
 def test_a_waiter_takes_over_from_a_crashed_owner(catalog: Catalog) -> None:
     acquired = CTX.Event()
     crasher = CTX.Process(target=workers.acquire_then_crash, args=(catalog.url, acquired, KEY, 0.5))

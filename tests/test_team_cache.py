@@ -27,6 +27,8 @@ from tests.team_support import (
     wait_for_file,
 )
 
+pytestmark = pytest.mark.slow  # fresh processes per step, SIGKILLs, PostgreSQL + moto S3 server
+
 FEATURES = (
     COUNTER
     + """

@@ -24,6 +24,8 @@ from tests.team_support import (
     team_backend,
 )
 
+pytestmark = pytest.mark.slow  # process pools (spawn and fork), PostgreSQL + moto S3 server
+
 FEATURES = (
     COUNTER
     + '''

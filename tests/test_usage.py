@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e import Project
 
 FEATURE = """
@@ -16,6 +18,7 @@ def numbers(n: int) -> pl.DataFrame:
 """
 
 
+@pytest.mark.slow  # three fresh processes
 def test_hits_are_recorded_in_the_catalog_after_the_process_exits(tmp_path: Path) -> None:
     project = Project.create(tmp_path / "proj")
     project.write("feat.py", FEATURE)
@@ -50,6 +53,7 @@ assert os.waitstatus_to_exitcode(status) == 0
 """
 
 
+@pytest.mark.slow  # fresh processes that fork
 def test_a_forked_child_does_not_write_its_parents_queued_events(tmp_path: Path) -> None:
     project = Project.create(tmp_path / "proj")
     project.write("feat.py", FEATURE)

@@ -90,7 +90,9 @@ class Catalog:
 
     def now(self) -> datetime:
         """The database clock (UTC), which judges every age and expiry in the catalog."""
-        value = run_read(self.engine, lambda conn: conn.scalar(select(utc_now())), what="now")
+        value: datetime | None = run_read(
+            self.engine, lambda conn: conn.scalar(select(utc_now())), what="now"
+        )
         assert value is not None
         return value
 

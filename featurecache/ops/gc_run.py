@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from featurecache.catalog.maintenance import CHUNK, chunks
+from featurecache.catalog.records import GcCandidate
 from featurecache.errors import ConfigError, StoreError
-from featurecache.ops.gc_plan import GcCandidate, GcPlan, GcPolicy, plan_gc
+from featurecache.ops.gc_plan import GcPlan, GcPolicy, plan_gc
 from featurecache.ops.progress import NoProgress, Progress
 
 if TYPE_CHECKING:

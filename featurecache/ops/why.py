@@ -49,7 +49,7 @@ def why_in_catalog(catalog: Catalog, feature: str) -> WhyReport:
     )
 
 
-def why(feature: str | Feature, *, cache: FeatureCache | None = None) -> WhyReport:
+def why(feature: str | Feature[..., Any], *, cache: FeatureCache | None = None) -> WhyReport:
     """Explain the latest key of ``feature`` (a name or a decorated function)."""
     from featurecache.feature import Feature, default_cache
 

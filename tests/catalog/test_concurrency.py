@@ -16,6 +16,8 @@ from tests.catalog.factories import artifact_id, key_id, publication
 from tests.catalog.test_leases import wait_until_expired
 from tests.fixtures_pg import PgSchemas
 
+pytestmark = pytest.mark.slow  # races of several processes each
+
 # fork: children start in milliseconds and open their own catalogs (nothing inherited is used).
 CTX = multiprocessing.get_context("fork")
 PROCESSES = 6

@@ -388,6 +388,7 @@ print(fingerprint_table(t))
 """
 
 
+@pytest.mark.slow  # fresh processes under several hash seeds
 def test_fingerprints_are_stable_across_processes_and_hash_seeds() -> None:
     outputs = set()
     for seed in ("0", "1", "12345"):

@@ -274,6 +274,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Results]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.slow  # the matrix fixture runs every case in a fresh process
 def test_matrix(case: Case, matrix: dict[str, Results]) -> None:
     before = matrix["<baseline>"][case.target]
     after = matrix[case.id][case.target]
@@ -296,16 +297,19 @@ def test_edit_between_runs_in_the_same_directory(tmp_path: Path) -> None:
     assert identities(tmp_path, [SESSIONS])[SESSIONS]["digest"] != first["digest"]
 
 
+@pytest.mark.slow  # the matrix fixture runs every case in a fresh process
 def test_digest_does_not_depend_on_the_project_directory(matrix: dict[str, Results]) -> None:
     # "comment added" ran in another directory; its digest equals the baseline's.
     assert matrix["<baseline>"][SESSIONS]["digest"] == matrix["comment added"][SESSIONS]["digest"]
 
 
+@pytest.mark.slow  # the matrix fixture runs every case in a fresh process
 def test_mutual_recursion_terminates_and_records_both(matrix: dict[str, Results]) -> None:
     deps = matrix["<baseline>"]["pipeline.features:recursive"]["components"]["dependencies"]
     assert {"pipeline.util:ping", "pipeline.util:pong"} <= set(deps)
 
 
+@pytest.mark.slow  # the matrix fixture runs every case in a fresh process
 def test_third_party_is_versioned_not_hashed(matrix: dict[str, Results]) -> None:
     components = matrix["<baseline>"]["pipeline.features:uses_polars"]["components"]
     assert components["libraries"] == {"polars": POLARS_VERSION}
@@ -376,6 +380,7 @@ def test_docstrings_never_count_but_code_does(index: int, doc: str) -> None:
 GOLDEN = Path(__file__).with_name("golden_code.json")
 
 
+@pytest.mark.slow  # a fresh process per hash seed
 @pytest.mark.parametrize("seed", ["0", "1", "random"])
 def test_golden_digests_and_keys_are_stable(seed: str) -> None:
     """Pinned digests, in fresh processes under different hash seeds. A failure means keys

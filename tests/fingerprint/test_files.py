@@ -224,6 +224,7 @@ def _worker(state: str, paths: list[str], queue: multiprocessing.Queue) -> None:
         queue.put([files.fingerprint("p", Path(p)).fingerprint for p in paths for _ in range(3)])
 
 
+@pytest.mark.slow  # racing worker processes
 def test_concurrent_processes_share_the_cache(project: Path, tmp_path: Path) -> None:
     paths = [str(write(project / f"f{i}", os.urandom(1000))) for i in range(30)]
     ctx = multiprocessing.get_context("spawn")

@@ -84,6 +84,7 @@ def s3_object_url(s3_endpoint: S3Endpoint) -> str:
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # the moto S3 server
 def test_fingerprint_describes_the_object(s3_endpoint: S3Endpoint, s3_object_url: str) -> None:
     path = S3Path(s3_object_url)
     s3_endpoint.client().put_object(Bucket=path.bucket, Key=path.key, Body=b"x" * 1_500_000)
@@ -96,6 +97,7 @@ def test_fingerprint_describes_the_object(s3_endpoint: S3Endpoint, s3_object_url
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # the moto S3 server
 def test_fingerprint_changes_when_the_object_is_overwritten(
     s3_endpoint: S3Endpoint, s3_object_url: str
 ) -> None:
@@ -110,6 +112,7 @@ def test_fingerprint_changes_when_the_object_is_overwritten(
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # the moto S3 server
 def test_a_pinned_version_keeps_its_fingerprint(s3_endpoint: S3Endpoint) -> None:
     client, bucket = s3_endpoint.client(), s3_endpoint.bucket("featurecache-versioned")
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -128,6 +131,7 @@ def test_a_pinned_version_keeps_its_fingerprint(s3_endpoint: S3Endpoint) -> None
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # the moto S3 server
 def test_a_missing_object_is_input_not_found(s3_endpoint: S3Endpoint, s3_object_url: str) -> None:
     with pytest.raises(InputNotFoundError) as raised:
         fingerprint_s3_object("clicks", S3Path(s3_object_url))

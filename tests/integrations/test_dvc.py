@@ -29,6 +29,8 @@ from tests.e2e import Project
 
 pytest.importorskip("dvc", reason="the dvc extra is not installed")
 
+pytestmark = pytest.mark.slow  # many git and dvc CLI subprocesses, and fresh Python processes
+
 GIT = ["git", "-c", "user.name=featurecache", "-c", "user.email=fc@example.invalid"]
 
 

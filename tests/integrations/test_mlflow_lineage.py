@@ -123,6 +123,7 @@ def dataset_inputs(run: Any) -> list[Any]:
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_hit_and_miss_in_a_run_log_consumption_and_a_feature_run(
     tracking: str, experiment: str, make_lineage: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,6 +203,7 @@ def test_hit_and_miss_in_a_run_log_consumption_and_a_feature_run(
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_a_miss_outside_any_run_goes_to_the_configured_experiment(
     tracking: str, make_lineage: Any
 ) -> None:
@@ -222,6 +224,7 @@ def test_a_miss_outside_any_run_goes_to_the_configured_experiment(
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_lineage_context_and_enabled(tracking: str, experiment: str, make_lineage: Any) -> None:
     import mlflow
 
@@ -250,6 +253,7 @@ def test_lineage_rejects_an_empty_context() -> None:
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_worker_threads_need_an_explicit_run(
     tracking: str, experiment: str, make_lineage: Any
 ) -> None:
@@ -274,6 +278,7 @@ def test_worker_threads_need_an_explicit_run(
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_repeated_hits_are_logged_once(tracking: str, experiment: str, make_lineage: Any) -> None:
     import mlflow
 
@@ -423,6 +428,7 @@ print(json.dumps({"preloaded": preloaded, "sent": sent,
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_mlflow_skinny_is_enough(tracking: str, experiment: str) -> None:
     from mlflow import MlflowClient
 
@@ -450,6 +456,7 @@ def test_mlflow_skinny_is_enough(tracking: str, experiment: str) -> None:
 
 
 @pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
 def test_mlflow_dataset_helper_links_metrics(tracking: str, experiment: str) -> None:
     import mlflow
 

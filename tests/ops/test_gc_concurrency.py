@@ -11,12 +11,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from featurecache.catalog import Catalog
 from featurecache.ops.gc_plan import GcPolicy
 from featurecache.ops.gc_run import collect_garbage
 from featurecache.ops.verify import verify_cache
 from featurecache.store.local import LocalStore
 from tests.e2e import Project
+
+pytestmark = pytest.mark.slow  # reader processes racing a GC loop
 
 READERS = 3
 CALLS = 40

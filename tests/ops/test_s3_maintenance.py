@@ -17,7 +17,7 @@ from featurecache.store.layout import artifact_name
 from featurecache.store.s3.store import S3Store
 from tests.ops.seed import Cache
 
-pytestmark = pytest.mark.s3
+pytestmark = [pytest.mark.s3, pytest.mark.slow]  # the moto S3 server
 NO_GRACE = timedelta(0)
 
 

@@ -32,7 +32,9 @@ from tests.store.conformance_helpers import (
 )
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=["local", pytest.param("s3", marks=[pytest.mark.s3, pytest.mark.slow])]  # moto server
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "local":
         return str(tmp_path / "artifacts")
@@ -135,6 +137,7 @@ print(json.dumps({"created": stored.created, "file_hash": stored.file_hash}))
 """
 
 
+@pytest.mark.slow  # racing publisher processes
 def test_concurrent_publishes_from_processes_create_once(store_url: str, tmp_path: Path) -> None:
     artifact_id, processes, gate = new_id(), 8, tmp_path / "gate"
     children = [

@@ -29,7 +29,7 @@ from featurecache.store.s3.store import META_HASH, S3Store
 from tests.fixtures_s3 import S3Endpoint
 from tests.store.conformance_helpers import new_id, writer
 
-pytestmark = pytest.mark.s3
+pytestmark = [pytest.mark.s3, pytest.mark.slow]  # the moto S3 server
 
 MIB = 1 << 20
 

@@ -59,9 +59,7 @@ def ls(
     if limit is None:
         limit = 0 if as_json else TABLE_LIMIT
     with catalog_session() as catalog:
-        inventory = list_artifacts(
-            catalog, feature, cast("ArtifactSort", sort.value), limit=limit or None
-        )
+        inventory = list_artifacts(catalog, feature, sort.value, limit=limit or None)
     if as_json:
         print_json(inventory.to_json())
         return

@@ -128,7 +128,7 @@ class SourceFile:
 def first_line(node: ast.AST) -> int:
     """The first line of a definition, decorators included (as ``co_firstlineno``)."""
     decorators = getattr(node, "decorator_list", None) or []
-    lines = [d.lineno for d in decorators] + [getattr(node, "lineno", 0)]
+    lines: list[int] = [d.lineno for d in decorators] + [getattr(node, "lineno", 0)]
     return min(lines)
 
 

@@ -191,7 +191,7 @@ def wrapped_function(obj: object) -> object | None:
     if not callable(obj):
         return None
     for attr in ("__wrapped__", "py_func", "pyfunc", "func"):
-        inner = getattr(obj, attr, None) if attr in _attr_names(obj) else None
+        inner: object = getattr(obj, attr, None) if attr in _attr_names(obj) else None
         if callable(inner):
             return inner
     return None

@@ -127,11 +127,12 @@ class _RepoState:
             if not os.path.exists(self._database):
                 return None  # DVC has hashed nothing in this clone yet
             from dvc_data.hashfile.state import State
-            from dvc_objects.fs import LocalFileSystem
+            from dvc_objects.fs.local import LocalFileSystem
 
             with self._opening:
                 if self._state is None:
-                    self._fs = LocalFileSystem()
+                    # dvc_objects leaves LocalFileSystem.__init__ unannotated.
+                    self._fs = LocalFileSystem()  # type: ignore[no-untyped-call]
                     self._state = State(self.root_dir, self._site_cache_dir)
         key = os.path.join(self.root_dir, relative)
         # DVC's own info dict, built from our stat so the answer is checked against the very

@@ -1,0 +1,66 @@
+"""A user's feature module, as a type checker sees it (never collected or run by pytest).
+
+``tests/test_typing.py`` runs ``mypy --strict`` on this file: decorating with
+``@cached_feature`` must keep the function's signature and return type, so callers of a cached
+feature are type-checked exactly as callers of the plain function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+import featurecache
+from featurecache import Feature, FeatureCache, cached_feature
+
+
+@cached_feature
+def sessions(clicks: pl.DataFrame, gap_minutes: int = 30) -> pl.DataFrame:
+    gap = pl.duration(minutes=gap_minutes)
+    return (
+        clicks.sort(["user_id", "ts"])
+        .with_columns(
+            ((pl.col("ts").diff().over("user_id") > gap).fill_null(True))
+            .cum_sum()
+            .over("user_id")
+            .alias("session")
+        )
+        .group_by(["user_id", "session"])
+        .agg(pl.len().alias("clicks"), pl.col("ts").min().alias("start"))
+    )
+
+
+@cached_feature(name="user_features", version="2")
+def user_features(session_table: pl.DataFrame, min_clicks: int) -> pl.DataFrame:
+    return (
+        session_table.filter(pl.col("clicks") >= min_clicks)
+        .group_by("user_id")
+        .agg(pl.len().alias("sessions"), pl.col("clicks").mean().alias("mean_clicks"))
+    )
+
+
+team_cache = FeatureCache(catalog="sqlite:///catalog.db", store=Path("artifacts"))
+
+
+@team_cache.cached_feature
+def raw_clicks(path: Path) -> pl.LazyFrame:
+    return pl.scan_parquet(path)
+
+
+def build(path: Path) -> pl.DataFrame:
+    clicks: pl.DataFrame = raw_clicks(path).collect()
+    table = sessions(clicks)
+    widened = sessions(clicks, gap_minutes=45)
+    # The results are polars DataFrames, not Any: their methods are checked.
+    n_rows: int = table.height + widened.height
+    features = user_features(table, min_clicks=n_rows // 1000)
+    return features.join(table.select("user_id").unique(), on="user_id")
+
+
+def describe() -> str:
+    feature: Feature[[pl.DataFrame, int], pl.DataFrame] = sessions
+    undecorated = sessions.func
+    report = featurecache.why(sessions)
+    keys: list[str] = [row.name for row in report.components]
+    return f"{feature.name} {user_features.name} {undecorated.__name__} {report.feature} {keys}"
