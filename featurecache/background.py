@@ -7,7 +7,10 @@ twice) or wait for threads that do not exist. So after a fork every registered q
 what it inherited (``forget_after_fork``) and is unregistered; it registers again if the child
 uses it.
 
-Also whether this process is a fork-started child at all (registered at ``import
+Also whether this process is a worker that its pool may terminate (``may_be_terminated``):
+there, results are published before the call returns, not in the background.
+
+And whether this process is a fork-started child at all (registered at ``import
 featurecache``): polars' thread pool does not survive fork(), so in such a child artifacts are
 written and read through pyarrow, which re-creates its own pool after a fork.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 import weakref
 from typing import Protocol
@@ -59,6 +63,33 @@ def _after_fork_in_child() -> None:
 
 def in_forked_child() -> bool:
     return _forked
+
+
+def may_be_terminated() -> bool:
+    """True in a worker process that its pool may end without running exit hooks, so work
+    queued in the background there may never be done: a multiprocessing child
+    (``multiprocessing.Pool`` terminates its workers at ``__exit__``; every child leaves
+    through ``os._exit``; concurrent.futures' process pool workers are such children too), a
+    Dask worker, a Ray worker. Only looks at modules the process has already imported."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        return True
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            distributed.get_worker()
+        except Exception:  # noqa: BLE001 - not in a Dask worker (ValueError), or an old Dask
+            pass
+        else:
+            return True
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        try:
+            worker_module = ray._private.worker
+            return bool(worker_module.global_worker.mode == worker_module.WORKER_MODE)
+        except Exception:  # noqa: BLE001 - a Ray without these internals: assume a driver
+            return False
+    return False
 
 
 # Pending work must finish before concurrent.futures' own exit hook, after which no thread

@@ -1,10 +1,22 @@
 """Resolve a call: key -> lookup -> load + verify -> single-flight -> compute -> publish.
 
-Order of a hit: catalog row -> artifact. An eager hit reads the file only after checking its
-size and its whole-file xxh3 against what the catalog recorded. A lazy hit (a ``LazyFrame``
-result, or ``lazy=True``) checks the file's size before handing out a scan; its content is not
-hashed, because the scan reads only the row groups and columns the caller's query needs. A bad
-or missing artifact is quarantined, forgotten and recomputed, never served.
+Order of a hit: catalog row -> artifact. Every hit, eager or lazy, checks before it decodes or
+hands out anything: the file's size and its whole-file xxh3 against what the catalog recorded
+(``verify_file``), then the Parquet footer's row count, row-group row counts and top-level
+column count against the catalog's rows and columns (``verify_footer``; the footer is all that
+is read). Then:
+
+* eager, local store: the verified file is read memory-mapped;
+* lazy (a ``LazyFrame`` result, or ``lazy=True``), local store: a scan of the verified file.
+  The file is hashed once per process while it stays the same file, unchanged (same path,
+  device, inode, size, mtime and ctime; ``_verified_local``); any later write to it changes
+  its ctime and makes the next lazy hit hash it again. What the scan reads later is the file
+  as it is then: artifacts are read-only and replaced only by a publish that proved its
+  content (``store.local``);
+* remote store (S3), eager or lazy: the object is downloaded once, the downloaded bytes are
+  verified, then decoded, or scanned from memory (the scan never reads S3 again).
+
+A bad or missing artifact is quarantined, forgotten and recomputed, never served.
 
 Order of a miss: lease (single-flight) -> compute -> fingerprint the output -> publish the
 artifact (durable, write-once) -> commit the catalog row (``publish.Publisher``).
@@ -22,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from featurecache import hooks
+from featurecache import background, hooks
 from featurecache.catalog import Catalog
 from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind
 from featurecache.errors import (
@@ -30,6 +42,7 @@ from featurecache.errors import (
     ArtifactNotFoundError,
     ConfigError,
     LeaseLostError,
+    StoreError,
 )
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.hashing import digest_bytes, hash_file_bytes
@@ -83,6 +96,9 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
+# What ``_load`` returns when the store could not be read (unreachable, timed out): the
+# artifact is kept, and the call computes without a lease (another reader would fail the same).
+_UNREADABLE: Any = _Missing()
 
 
 def verify_file(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
@@ -97,6 +113,68 @@ def verify_file(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str
         raise ArtifactCorruptError(
             artifact.artifact_id, f"file hash {actual[:12]} != recorded {artifact.file_hash[:12]}"
         )
+
+
+def verify_footer(artifact: ArtifactRecord, source: Path | memoryview | bytes) -> None:
+    """Raise ArtifactCorruptError unless the file's Parquet footer declares the rows and columns
+    the catalog recorded. Read before any page is decoded: a file whose bytes match the
+    catalog's hash but not its row count (a file adopted under the wrong id, a hand-edited
+    catalog) cannot make a hit decode more than the catalog says it holds."""
+    import pyarrow as pa
+
+    from featurecache.parquet import read_footer
+
+    try:
+        footer = read_footer(source)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ArtifactCorruptError(
+            artifact.artifact_id, f"unreadable Parquet footer: {exc}"
+        ) from None
+    if (footer.rows, footer.row_group_rows, footer.columns) != (
+        artifact.rows,
+        artifact.rows,
+        artifact.columns,
+    ):
+        raise ArtifactCorruptError(
+            artifact.artifact_id,
+            f"footer declares {footer.rows} rows ({footer.row_group_rows} in its row groups) "
+            f"and {footer.columns} columns ({footer.uncompressed_bytes} bytes decoded); the "
+            f"catalog recorded {artifact.rows} rows and {artifact.columns} columns",
+        )
+
+
+# Local files a lazy hit has verified in this process: (path, device, inode, size, mtime_ns,
+# ctime_ns) -> (file hash, rows, columns) of the artifact record it matched. Any write to the
+# file changes its ctime (which no user call can set back), a replacement changes its inode.
+_VERIFIED_LIMIT = 4096
+_verified: dict[tuple[str, int, int, int, int, int], tuple[str, int, int]] = {}
+_verified_lock = threading.Lock()
+
+
+def _file_identity(path: Path) -> tuple[str, int, int, int, int, int]:
+    st = os.stat(path)
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _verified_local(artifact: ArtifactRecord, path: Path) -> None:
+    """``verify_file`` and ``verify_footer`` for a local file, skipped when this process has
+    already verified the same, unchanged file against the same record."""
+    before = _file_identity(path)
+    expected = (artifact.file_hash, artifact.rows, artifact.columns)
+    with _verified_lock:
+        if _verified.get(before) == expected:
+            return
+    verify_file(artifact, before[3], lambda: hash_file_bytes(str(path)))
+    verify_footer(artifact, path)
+    if _file_identity(path) != before:
+        return  # changed while being verified: verified now, but not remembered
+    with _verified_lock:
+        _verified.pop(before, None)
+        _verified[before] = expected
+        if len(_verified) > _VERIFIED_LIMIT:
+            del _verified[next(iter(_verified))]
 
 
 class CacheEngine:
@@ -155,7 +233,11 @@ class CacheEngine:
 
             settings = with_overrides(settings, **extra)
         opened_catalog = (
-            catalog if isinstance(catalog, Catalog) else Catalog.open(settings.catalog_url)
+            catalog
+            if isinstance(catalog, Catalog)
+            else Catalog.open(
+                settings.catalog_url, connect_timeout_seconds=settings.remote_timeout_seconds
+            )
         )
         if store is None or isinstance(store, str | Path):
             opened_store = open_store(settings.store_url, settings)
@@ -188,12 +270,15 @@ class CacheEngine:
         key, inputs = self.key_for(feature, args, kwargs)
         self.publisher.wait_for(key.key_id)
         hit = self.catalog.lookup(key.key_id)
+        call = Call(feature, args, kwargs, key, inputs, started)
         if hit is not None:
             value = self._load(hit, feature.lazy)
+            if value is _UNREADABLE:
+                return self._compute(call, NoLease())
             if value is not _MISSING:
                 self._record_hit(hit, time.perf_counter() - started)
                 return value
-        return self._miss(Call(feature, args, kwargs, key, inputs, started))
+        return self._miss(call)
 
     def key_for(
         self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -214,27 +299,20 @@ class CacheEngine:
     def _load(self, hit: Hit, lazy: bool) -> Any:
         """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
         from featurecache.fingerprint.carry import remember
-        from featurecache.parquet import read_artifact, scan_artifact
+        from featurecache.parquet import read_artifact, scan_artifact_bytes
 
         artifact = hit.artifact
         kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
         try:
-            if kind == "lazy":
-                # Size only: a scan reads just what its query needs (module docstring).
-                size = self.store.size(artifact.artifact_id)
-                if size is None:
-                    raise ArtifactNotFoundError(artifact.artifact_id, self.store.location)
-                if size != artifact.size_bytes:
-                    raise ArtifactCorruptError(
-                        artifact.artifact_id, f"size {size} != recorded {artifact.size_bytes}"
-                    )
-                value: Any = scan_artifact(self.store.scan_target(artifact.artifact_id))
-            elif (path := self.store.local_path(artifact.artifact_id)) is not None:
-                value = self._load_local(artifact, path, kind)
+            if (path := self.store.local_path(artifact.artifact_id)) is not None:
+                value: Any = self._load_local(artifact, path, kind, scan=lazy)
             else:
+                # A remote store: the download is verified (size, hash, footer) and decoded or,
+                # lazily, scanned from memory; the scan never reads the store again.
                 data = self.store.read_bytes(artifact.artifact_id)
                 verify_file(artifact, len(data), lambda: digest_bytes(data))
-                value = read_artifact(data, kind)
+                verify_footer(artifact, data)
+                value = scan_artifact_bytes(data) if lazy else read_artifact(data, kind)
         except ArtifactNotFoundError:
             log.warning(
                 "artifact %s is missing from %s: recomputing",
@@ -248,19 +326,36 @@ class CacheEngine:
             self.store.quarantine(artifact.artifact_id, exc.reason)
             self.catalog.forget_artifact(artifact.artifact_id)
             return _MISSING
+        except StoreError as exc:
+            # Unreachable, slow past FEATURECACHE_REMOTE_TIMEOUT, or refusing reads: the
+            # artifact may be fine, so it is kept; this call computes instead.
+            log.warning(
+                "featurecache: cannot read %s from %s (%s): recomputing",
+                artifact.artifact_id,
+                self.store.location,
+                exc,
+            )
+            return _UNREADABLE
         remember(value, artifact.artifact_id)
         self._saw(artifact.artifact_id)
         return value
 
     @staticmethod
-    def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind) -> Any:
+    def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind, *, scan: bool) -> Any:
         """A hit from the local store: verify the file by streaming it through the hash (page
-        cache, not this process's memory), then let polars or pyarrow map it once. Holding a
-        second map of the file while it is decoded would count the file twice in RSS."""
-        from featurecache.parquet import read_artifact_file
+        cache, not this process's memory) and its footer against the catalog, then let polars
+        or pyarrow map it once (holding a second map of the file while it is decoded would
+        count the file twice in RSS), or hand out a scan of it (``scan``). A scan's file is
+        hashed once per process while it stays unchanged (``_verified_local``)."""
+        from featurecache.parquet import read_artifact_file, scan_artifact
+        from featurecache.store.base import ScanTarget
 
         try:
+            if scan:
+                _verified_local(artifact, path)
+                return scan_artifact(ScanTarget(str(path)))
             verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
+            verify_footer(artifact, path)
             return read_artifact_file(path, kind)
         except FileNotFoundError:
             # Deleted since the catalog row was read (a concurrent GC): recompute.
@@ -307,6 +402,8 @@ class CacheEngine:
             if isinstance(outcome, LeaseKeeper):
                 return self._compute(call, outcome)
             value = self._load(outcome, call.feature.lazy)
+            if value is _UNREADABLE:
+                return self._compute(call, NoLease())
             if value is not _MISSING:
                 self._record_hit(outcome, time.perf_counter() - call.started)
                 return value
@@ -334,6 +431,8 @@ class CacheEngine:
             # still write to, so it is published before the frame is handed back). Not when
             # the call holds no lease (wait=False): racing others, it may lose the commit and
             # must then hand back the winner's result, which only a synchronous publish knows.
+            # Nor in a pool's worker process, which may be terminated (multiprocessing.Pool's
+            # __exit__) before a background publish ends: the call returns once it is durable.
             job = PublishJob(
                 feature=feature.name,
                 key=call.key,
@@ -348,7 +447,8 @@ class CacheEngine:
                 snapshot=snapshot,
                 background=self.settings.background_publish
                 and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
-                and not isinstance(lease, NoLease),
+                and not isinstance(lease, NoLease)
+                and not background.may_be_terminated(),
             )
         except BaseException:
             lease.release()
@@ -369,13 +469,18 @@ class CacheEngine:
             if committed is not None:
                 return self._result(out, kind, committed, artifact_id)
             return _as_lazy(table) if kind == "lazy" else out
+        except StoreError as exc:
+            # The store cannot take it now (unreachable, timed out, read-only): the caller
+            # still gets its value; the next call tries to store it again.
+            log.warning("featurecache: could not store %s: %s; not cached", feature.name, exc)
+            return _as_lazy(table) if kind == "lazy" else out
         return self._result(out, kind, hit, artifact_id)
 
     def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
         if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
             # A lazy result is a scan of the artifact; a lost race returns the winner's value.
             value = self._load(hit, kind == "lazy")
-            if value is not _MISSING:
+            if value is not _MISSING and value is not _UNREADABLE:
                 return value
         return out
 

@@ -4,8 +4,9 @@ value and turns it into the Arrow table that is fingerprinted and stored (no I/O
 * ``to_arrow``: polars DataFrame ("polars", exported at polars' newest Arrow compatibility
   level: string views, zero-copy), LazyFrame (collected, "lazy"), pandas DataFrame ("pandas",
   RangeIndex kept as metadata, other indexes as columns, dtypes through pandas' metadata, plus
-  what that metadata loses: an index ``freq`` and RangeIndex column labels) and pyarrow Table
-  ("arrow"). Input fingerprints of frames use the same conversion (``frame_to_arrow``), so an
+  what that metadata loses: an index ``freq`` and RangeIndex column labels; and, in object
+  columns, where a missing value is not None, e.g. NaN: ``with_missing_kinds``) and pyarrow
+  Table ("arrow"). Input fingerprints of frames use the same conversion (``frame_to_arrow``), so an
   input and an output with the same content share one fingerprint.
 * ``pandas_snapshot``: the copy-on-write snapshot a pandas result is published from.
 * ``restore_pandas_extras``: what ``parquet`` applies to a pandas frame read back.
@@ -87,7 +88,8 @@ def frame_to_arrow(obj: Any, kind: ReturnKind) -> pa.Table:
             # The newest compatibility level exports polars' string views without a copy.
             return obj.to_arrow(compat_level=pl.CompatLevel.newest())
         # RangeIndex stays metadata (restored as a RangeIndex); other indexes become columns.
-        return with_pandas_extras(pa.Table.from_pandas(obj, preserve_index=None), obj)
+        table = pa.Table.from_pandas(obj, preserve_index=None)
+        return with_pandas_extras(with_missing_kinds(table, obj), obj)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise FrameConversionError(type_name(obj), str(exc).splitlines()[0]) from exc
 
@@ -158,6 +160,48 @@ def with_pandas_extras(table: pa.Table, frame: Any) -> pa.Table:
         return table
     metadata = {**(table.schema.metadata or {}), _PANDAS_EXTRAS: json.dumps(extras).encode()}
     return table.replace_schema_metadata(metadata)
+
+
+# Where a pandas object column holds a missing value that is not None (float NaN, pd.NA, pd.NaT,
+# Decimal NaN): Arrow makes every missing value null, but Python code tells them apart
+# (``v is None``), so the fingerprint must too. Metadata only, never restored on read.
+_PANDAS_MISSING = b"featurecache.pandas_missing"
+
+
+def with_missing_kinds(table: pa.Table, frame: Any) -> pa.Table:
+    """``table`` plus, for each object column of ``frame`` holding a missing value other than
+    None, which rows hold which kind: ``{column position: {type: xxh3 of the rows (int64)}}``.
+    Frames whose object columns hold only None as missing values (and all other frames) are
+    left as they are, so their fingerprints do not change."""
+    import numpy as np
+    import pandas as pd
+
+    from featurecache.hashing import digest_bytes
+
+    kinds: dict[str, dict[str, str]] = {}
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if column.dtype != object:
+            continue
+        values = column.to_numpy(dtype=object)
+        rows = np.flatnonzero(pd.isna(values))
+        found: dict[str, list[int]] = {}
+        for row in rows.tolist():
+            value = values[row]
+            if value is not None:
+                kind = f"{type(value).__module__}.{type(value).__qualname__}"
+                found.setdefault(kind, []).append(row)
+        if found:
+            kinds[str(position)] = {
+                kind: digest_bytes(np.asarray(at, dtype="<i8").tobytes())
+                for kind, at in sorted(found.items())
+            }
+    if not kinds:
+        return table
+    encoded = json.dumps(kinds, sort_keys=True).encode()
+    return table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), _PANDAS_MISSING: encoded}
+    )
 
 
 def pandas_extras(table: pa.Table) -> dict[str, Any]:

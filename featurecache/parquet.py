@@ -3,13 +3,16 @@ kind of object, or scan it lazily.
 
 * ``write_parquet``: column statistics (predicate pushdown) always; polars' writer for polars
   kinds, pyarrow's (page CRC checksums, Arrow schema stored) for the rest.
-* ``read_artifact_file`` / ``read_artifact`` / ``scan_artifact``: eager reads of a verified local
-  file (memory-mapped) or of bytes in memory, and lazy polars scans.
+* ``read_artifact_file`` / ``read_artifact`` / ``scan_artifact`` / ``scan_artifact_bytes``: eager
+  reads of a verified local file (memory-mapped) or of bytes in memory, and lazy polars scans.
+* ``read_footer``: what a file's Parquet footer says it holds (rows, columns, decoded size),
+  read before any decoding so a hit can compare it with the catalog first.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,6 +104,35 @@ def _pyarrow_writable(table: pa.Table) -> pa.Table:
     return table if schema.equals(table.schema) else table.cast(schema)
 
 
+@dataclass(frozen=True)
+class Footer:
+    """What a Parquet file's footer declares, before any page is decoded."""
+
+    rows: int
+    columns: int  # top-level Arrow fields (the stored Arrow schema when there is one)
+    row_group_rows: int  # the sum over row groups; equals ``rows`` in a well-formed file
+    uncompressed_bytes: int  # the sum of the row groups' decoded sizes
+
+
+def read_footer(source: memoryview | bytes | Path) -> Footer:
+    """The footer of an artifact (a local file or its bytes). Reads the footer only (a few KB at
+    the end of the file). Raises ``ValueError`` (``pyarrow.ArrowInvalid``) when there is no
+    readable footer, ``FileNotFoundError`` when the file is gone."""
+    if isinstance(source, Path):
+        parquet_file = pq.ParquetFile(source, memory_map=True)
+    else:
+        parquet_file = pq.ParquetFile(pa.BufferReader(pa.py_buffer(source)))
+    with parquet_file:
+        meta = parquet_file.metadata
+        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+        return Footer(
+            rows=meta.num_rows,
+            columns=len(parquet_file.schema_arrow),
+            row_group_rows=sum(group.num_rows for group in groups),
+            uncompressed_bytes=sum(group.total_byte_size for group in groups),
+        )
+
+
 def read_table(source: memoryview | bytes | Path) -> pa.Table:
     """An artifact as an Arrow table, from its bytes (zero-copy) or its local file (memory-mapped:
     the page cache, not a heap copy). Page CRCs are not re-checked: every read the cache makes
@@ -174,3 +206,13 @@ def scan_artifact(target: ScanTarget) -> pl.LazyFrame:
         glob=False,  # store roots may contain '*' or '[': the path is a path, not a pattern
         hive_partitioning=False,
     )
+
+
+def scan_artifact_bytes(data: memoryview | bytes) -> pl.LazyFrame:
+    """A lazy polars scan of an artifact's verified bytes (a remote store's download): the
+    query reads only the row groups and columns it needs from memory, never the store again,
+    so what it reads is exactly what was verified."""
+    import polars as pl
+
+    whole = _whole_bytes(data)
+    return pl.scan_parquet(whole if whole is not None else bytes(data), hive_partitioning=False)

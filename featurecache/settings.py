@@ -19,6 +19,9 @@ from featurecache.errors import ConfigError
 
 ENV_PREFIX = "FEATURECACHE_"
 PARQUET_COMPRESSIONS = ("lz4", "zstd", "snappy", "none")
+# How long one remote operation (an S3 request with its retries, a probe, a PostgreSQL connect)
+# may wait on an endpoint that does not answer before it gives up.
+DEFAULT_REMOTE_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Settings:
     allow_unconditional_store: bool = False
     # Publish artifacts from a background thread (the catalog row still follows durability).
     background_publish: bool = True
+    # Deadline of each remote operation on the S3 store and of connecting to PostgreSQL.
+    remote_timeout_seconds: float = DEFAULT_REMOTE_TIMEOUT_SECONDS
     # MLflow lineage: on when a tracking URI is known.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "featurecache"
@@ -115,6 +120,7 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "WAIT_TIMEOUT": ("wait_timeout_seconds", _parse_float),
     "ALLOW_UNCONDITIONAL_STORE": ("allow_unconditional_store", _parse_bool),
     "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
+    "REMOTE_TIMEOUT": ("remote_timeout_seconds", _parse_float),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
 }

@@ -3,7 +3,9 @@
 The first caller takes the key's lease in the catalog and computes; the others poll for the
 published result with jittered exponential backoff. The owner renews its lease from a
 heartbeat thread; a crashed owner stops renewing, its lease expires (by the database clock)
-and one waiter takes over. An owner that cannot renew in time fences itself: ``check()``
+and one waiter takes over. An owner on the waiter's own host whose process no longer exists
+(a killed pool worker) is taken over at once rather than after its lease expires
+(``owner_is_dead``). An owner that cannot renew in time fences itself: ``check()``
 raises ``LeaseLostError`` so it does not publish (restic's self-fencing). Even a late publish
 would be harmless, since publishing is insert-if-absent: the lease only saves work.
 
@@ -26,6 +28,7 @@ import os
 import random
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +48,7 @@ class LeaseCatalog(Protocol):
     """What single-flight needs from the catalog (``Catalog`` provides it)."""
 
     def try_acquire_lease(self, key_id: str, owner: str, seconds: float) -> bool: ...
+    def take_over_lease(self, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool: ...
     def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool: ...
     def release_lease(self, key_id: str, owner: str) -> None: ...
     def get_lease(self, key_id: str) -> LeaseRecord | None: ...
@@ -63,6 +67,47 @@ class NoLease:
 def new_owner() -> str:
     """A lease owner id that says where the owner runs: ``hostname:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True if ``owner`` (``hostname:pid:…``, see ``new_owner``) runs on this host and its
+    process no longer exists (or is a zombie nobody has reaped yet).
+
+    False whenever unsure: another host, an id in another format, this very process, a
+    process that exists under another user, Windows (where ``os.kill`` would terminate it).
+    A pid reused since by an unrelated process reads as alive: the lease is then waited out
+    until it expires, as before. Two hosts (containers) that share a hostname but not a pid
+    namespace would see each other's live owners as dead: the taken owner then finds at its
+    next heartbeat that it lost the lease and does not publish (work is duplicated, results
+    stay correct)."""
+    if sys.platform == "win32":
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, but we may not signal it
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux: the process has exited and waits to be reaped (``os.kill`` still finds it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may itself contain ") ".
+    end = stat.rfind(b")")
+    return end != -1 and stat[end + 2 : end + 3] == b"Z"
 
 
 def _check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:
@@ -216,17 +261,25 @@ def acquire_or_wait(
     max_poll: float = MAX_POLL_SECONDS,
 ) -> Hit | LeaseKeeper:
     """Either a Hit that someone else published while we waited, or a held, heartbeating
-    ``LeaseKeeper`` if we should compute (the key was free, or its owner's lease expired).
-    Raises ``WaitTimeoutError`` after ``wait_timeout`` seconds of waiting."""
+    ``LeaseKeeper`` if we should compute (the key was free, its owner's lease expired, or
+    its owner's process on this host is gone). Raises ``WaitTimeoutError`` after
+    ``wait_timeout`` seconds of waiting."""
     _check_timing(lease_seconds, heartbeat_seconds)  # before a lease exists, not after
     deadline = time.monotonic() + wait_timeout
     delay = first_poll
     lease: LeaseRecord | None = None
     may_be_free = True  # the caller has just missed: the key is most likely free
+    dead_owner: str | None = None  # the holder, if its process on this host is gone
     while True:
-        # Waiters only write (try to acquire) when the lease looks free or expired, so a
-        # herd of them polls with reads, which SQLite's WAL serves concurrently.
-        if may_be_free and catalog.try_acquire_lease(key_id, owner, lease_seconds):
+        # Waiters only write (try to acquire) when the lease looks free, expired or held by
+        # a dead process, so a herd of them polls with reads, which SQLite's WAL serves
+        # concurrently.
+        taken = dead_owner is not None and catalog.take_over_lease(
+            key_id, dead_owner, owner, lease_seconds
+        )
+        if taken:
+            log.info("took over the lease on %s from %s (process gone)", key_id[:12], dead_owner)
+        if taken or (may_be_free and catalog.try_acquire_lease(key_id, owner, lease_seconds)):
             return _hand_over(
                 catalog,
                 key_id,
@@ -247,3 +300,8 @@ def acquire_or_wait(
         delay = min(delay * 2, max_poll)
         lease = catalog.get_lease(key_id)
         may_be_free = lease is None or lease.expired
+        dead_owner = (
+            lease.owner
+            if lease is not None and not lease.expired and owner_is_dead(lease.owner)
+            else None
+        )

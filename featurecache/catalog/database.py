@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import random
 import re
 import sqlite3
@@ -34,6 +35,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from featurecache.errors import CatalogError, ConfigError, MissingDependencyError
+from featurecache.settings import DEFAULT_REMOTE_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,17 @@ def is_sqlite_memory(url: URL) -> bool:
 
 
 def create_catalog_engine(
-    url: str, *, schema: str | None = None, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    url: str,
+    *,
+    schema: str | None = None,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    connect_timeout_seconds: float = DEFAULT_REMOTE_TIMEOUT_SECONDS,
 ) -> Engine:
-    """An Engine for a catalog URL (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
+    """An Engine for a catalog URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
+
+    ``connect_timeout_seconds`` (``FEATURECACHE_REMOTE_TIMEOUT``) bounds connecting to a
+    PostgreSQL server that accepts TCP and never answers; a ``connect_timeout`` in the URL
+    wins."""
     try:
         parsed = make_url(url)
     except exc.ArgumentError:
@@ -76,7 +86,7 @@ def create_catalog_engine(
             raise ConfigError("schema", "applies to PostgreSQL catalogs only", "Leave it unset.")
         return _sqlite_engine(parsed, busy_timeout_ms)
     if backend == "postgresql":
-        return _postgres_engine(parsed, schema)
+        return _postgres_engine(parsed, schema, connect_timeout_seconds)
     raise ConfigError(
         "FEATURECACHE_CATALOG",
         f"{safe_url(parsed)} uses {backend!r}, which featurecache does not support",
@@ -121,7 +131,7 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     return engine
 
 
-def _postgres_engine(url: URL, schema: str | None) -> Engine:
+def _postgres_engine(url: URL, schema: str | None, connect_timeout_seconds: float) -> Engine:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     elif url.drivername != "postgresql+psycopg":
@@ -144,6 +154,9 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
         url = url.difference_update_query(["options"])
     if "application_name" not in url.query:
         connect_args["application_name"] = "featurecache"  # visible in pg_stat_activity
+    if "connect_timeout" not in url.query:
+        # libpq takes whole seconds and treats anything below 2 as 2.
+        connect_args["connect_timeout"] = max(2, math.ceil(connect_timeout_seconds))
     # No pool_pre_ping (a round trip per checkout, on the hot path): a connection the server
     # dropped fails its first statement as "invalidated", and with_retry reruns the
     # transaction on a fresh one.
@@ -170,6 +183,27 @@ def write(engine: Engine) -> AbstractContextManager[Connection]:
     return transaction(engine, "write")
 
 
+def not_a_database(error: BaseException, url: str | URL) -> CatalogError | None:
+    """A ``CatalogError`` naming the file and the fix when ``error`` says the SQLite catalog
+    file is not a database (another file at that path, or one damaged beyond its header);
+    None for any other error."""
+    orig = getattr(error, "orig", error)
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return None
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) and "not a database" not in str(
+        orig
+    ):
+        return None
+    parsed = make_url(url)
+    where = parsed.database or safe_url(parsed)
+    return CatalogError(
+        f"the catalog file {where} is not a SQLite database ({orig}). Point "
+        "FEATURECACHE_CATALOG at another file, or move this one away (featurecache then "
+        "creates a new, empty catalog there)"
+    )
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether rerunning the whole transaction may succeed."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
@@ -186,13 +220,15 @@ def with_retry(
     operation: Callable[[], T],
     *,
     what: str,
+    url: str | URL | None = None,
     budget_seconds: float = RETRY_BUDGET_SECONDS,
     first_delay: float = 0.02,
     max_delay: float = 2.0,
 ) -> T:
     """Run ``operation`` (a whole transaction), rerunning it on transient failures with
     jittered exponential backoff for up to ``budget_seconds``. Other database failures
-    become a ``CatalogError`` naming ``what`` was attempted."""
+    become a ``CatalogError`` naming ``what`` was attempted (and, for a SQLite ``url`` whose
+    file is not a database, that file)."""
     deadline = time.monotonic() + budget_seconds
     delay = first_delay
     attempt = 0
@@ -201,6 +237,8 @@ def with_retry(
         try:
             return operation()
         except exc.DBAPIError as error:
+            if url is not None and (damaged := not_a_database(error, url)) is not None:
+                raise damaged from error
             if not is_transient(error):
                 if isinstance(error, exc.OperationalError | exc.InterfaceError):
                     raise CatalogError(f"{what} failed: {error.orig}") from error
@@ -223,7 +261,7 @@ def run_read(engine: Engine, work: Callable[[Connection], T], *, what: str) -> T
         with transaction(engine, "read") as conn:
             return work(conn)
 
-    return with_retry(attempt, what=what)
+    return with_retry(attempt, what=what, url=engine.url)
 
 
 def run_write(engine: Engine, work: Callable[[Connection], T], *, what: str) -> T:
@@ -233,4 +271,4 @@ def run_write(engine: Engine, work: Callable[[Connection], T], *, what: str) -> 
         with transaction(engine, "write") as conn:
             return work(conn)
 
-    return with_retry(attempt, what=what)
+    return with_retry(attempt, what=what, url=engine.url)

@@ -9,6 +9,7 @@ Thread-safe: each call checks a connection out of the engine's pool (which keeps
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,13 @@ from sqlalchemy.engine import Connection
 from featurecache.catalog import aggregates, leases, maintenance, queries, writes
 from featurecache.catalog.aggregates import StoredTotals, UsageTotals
 from featurecache.catalog.clock import utc_now
-from featurecache.catalog.database import create_catalog_engine, run_read, run_write, safe_url
+from featurecache.catalog.database import (
+    create_catalog_engine,
+    not_a_database,
+    run_read,
+    run_write,
+    safe_url,
+)
 from featurecache.catalog.maintenance import ArtifactState, DeletePolicy, MarkOutcome
 from featurecache.catalog.migrate import ensure_schema
 from featurecache.catalog.queries import ArtifactListing, ArtifactSort, RunUsage, UsageEvent
@@ -35,6 +42,8 @@ from featurecache.catalog.records import (
     LeaseRecord,
     LineageEdge,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ArtifactListing",
@@ -58,16 +67,29 @@ class Catalog:
 
     @classmethod
     def open(
-        cls, url: str, *, schema: str | None = None, migrations: Path | None = None
+        cls,
+        url: str,
+        *,
+        schema: str | None = None,
+        migrations: Path | None = None,
+        connect_timeout_seconds: float | None = None,
     ) -> Catalog:
         """Connect to the catalog at ``url``, creating it if the database is new and refusing
         (``CatalogVersionError``) one whose schema is older or newer than this featurecache.
-        ``schema``: a PostgreSQL schema to keep the catalog in."""
-        engine = create_catalog_engine(url, schema=schema)
+        ``schema``: a PostgreSQL schema to keep the catalog in; ``connect_timeout_seconds``:
+        how long a PostgreSQL connect may take (``FEATURECACHE_REMOTE_TIMEOUT``)."""
+        if connect_timeout_seconds is None:
+            engine = create_catalog_engine(url, schema=schema)
+        else:
+            engine = create_catalog_engine(
+                url, schema=schema, connect_timeout_seconds=connect_timeout_seconds
+            )
         try:
             ensure_schema(engine, scripts=migrations)
-        except BaseException:
+        except BaseException as error:
             engine.dispose()
+            if (damaged := not_a_database(error, engine.url)) is not None:
+                raise damaged from error
             raise
         return cls(engine, url)
 
@@ -99,8 +121,19 @@ class Catalog:
     # -- keys and artifacts -------------------------------------------------------------
 
     def lookup(self, key_id: str) -> Hit | None:
-        """The entry for ``key_id`` with its live artifact, or None (a miss)."""
-        return run_read(self.engine, lambda conn: queries.lookup(conn, key_id), what="lookup")
+        """The entry for ``key_id`` with its live artifact, or None (a miss). A row whose
+        artifact id is malformed (not written by featurecache) is corrupt: it is dropped with
+        its entries and the call misses, so the key recomputes."""
+        hit = run_read(self.engine, lambda conn: queries.lookup(conn, key_id), what="lookup")
+        if hit is not None and not queries.is_artifact_id(hit.artifact.artifact_id):
+            log.warning(
+                "catalog row of key %s names the malformed artifact id %r: dropped, recomputing",
+                key_id[:12],
+                hit.artifact.artifact_id,
+            )
+            self.drop([hit.artifact.artifact_id])
+            return None
+        return hit
 
     def publish(
         self,
@@ -256,6 +289,13 @@ class Catalog:
             self.engine,
             lambda conn: leases.try_acquire(conn, key_id, owner, seconds),
             what="acquiring a lease",
+        )
+
+    def take_over_lease(self, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
+        return run_write(
+            self.engine,
+            lambda conn: leases.take_over(conn, key_id, dead_owner, owner, seconds),
+            what="taking over a lease",
         )
 
     def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool:

@@ -8,6 +8,8 @@ count says whether it happened, so races are decided by the database:
   over with ``UPDATE … WHERE owner = :old_owner AND expires_at < now``. Of two waiters taking
   over at once, PostgreSQL re-evaluates the second UPDATE's WHERE on the row the first one
   wrote (owner changed: 0 rows), and SQLite runs them one after the other (BEGIN IMMEDIATE).
+* take over from a dead owner (its process is known to be gone): the same UPDATE without the
+  expiry condition, ``WHERE owner = :dead_owner``.
 * renew / release: ``… WHERE key_id = :key AND owner = :me``.
 
 A lease only saves work; correctness comes from publish-if-absent in the catalog. These
@@ -17,6 +19,7 @@ functions take a connection already inside a (write) transaction; ``Catalog`` wr
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, CursorResult, delete, select, type_coerce, update
 from sqlalchemy.engine import Connection, Row
@@ -83,15 +86,33 @@ def try_acquire(conn: Connection, key_id: str, owner: str, seconds: float) -> bo
             Lease.owner == current.owner,
             Lease.expires_at < utc_now(),
         )
-        .values(
-            owner=owner,
-            acquired_at=utc_now(),
-            expires_at=utc_now_plus(seconds),
-            heartbeat_at=utc_now(),
-            epoch=Lease.epoch + 1,
-        )
+        .values(**_taken_by(owner, seconds))
     )
     return _rowcount(taken) == 1
+
+
+def take_over(conn: Connection, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
+    """Take the lease on ``key_id`` from ``dead_owner`` before it expires: the caller knows
+    that owner's process is gone (``singleflight`` checks this for owners on its own host).
+    Conditioned on the same owner, like the take-over of an expired lease, so of two waiters
+    taking over at once one wins, and a lease that changed hands meanwhile is left alone.
+    True if we hold it."""
+    taken = conn.execute(
+        update(Lease)
+        .where(Lease.key_id == key_id, Lease.owner == dead_owner)
+        .values(**_taken_by(owner, seconds))
+    )
+    return _rowcount(taken) == 1
+
+
+def _taken_by(owner: str, seconds: float) -> dict[str, Any]:
+    return {
+        "owner": owner,
+        "acquired_at": utc_now(),
+        "expires_at": utc_now_plus(seconds),
+        "heartbeat_at": utc_now(),
+        "epoch": Lease.epoch + 1,
+    }
 
 
 def renew(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:

@@ -7,6 +7,7 @@ Tombstoned artifacts (``deleted_at`` set) are invisible to every query here.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,16 @@ from featurecache.catalog.records import (
 from featurecache.errors import AmbiguousReferenceError, ArtifactNotFoundError
 
 ArtifactSort = Literal["created", "used", "size"]
+
+# What ``store.layout.check_artifact_id`` accepts (xxh3-128, 32 lowercase hex). A row holding
+# anything else was not written by featurecache (hand-edited, corrupted): no store can hold its
+# file, so the catalog treats it as corrupt instead of handing it out.
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_artifact_id(artifact_id: object) -> bool:
+    """Whether ``artifact_id`` is a well-formed artifact id (32 lowercase hex)."""
+    return isinstance(artifact_id, str) and _ARTIFACT_ID.fullmatch(artifact_id) is not None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from featurecache.catalog.models import (
     RunUsageRow,
     UsageEventRow,
 )
-from featurecache.catalog.queries import UsageEvent, lookup
+from featurecache.catalog.queries import UsageEvent, is_artifact_id, lookup
 from featurecache.catalog.records import (
     ArtifactRecord,
     CodeVersionRecord,
@@ -38,6 +38,23 @@ from featurecache.errors import ArtifactNotFoundError, CatalogError
 
 # What a republished artifact overwrites in its tombstoned row when it comes back.
 _REVIVED = ("uri", "rows", "columns", "schema", "size_bytes", "file_hash", "compute_seconds")
+
+
+# PostgreSQL's text and JSONB refuse NUL (\u0000). Key components hold argument values for
+# display (``featurecache why``), so a str argument with NUL is stored with NUL spelled out;
+# the key itself is built from the real value and does not depend on this.
+NUL_ESCAPE = "\\x00"
+
+
+def storable(value: Any) -> Any:
+    """``value`` (JSON-able) with every NUL in its strings and keys spelled ``\\x00``."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_ESCAPE) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _rowcount(result: object) -> int:
@@ -66,8 +83,8 @@ def publish(
         insert_if_absent(conn, CodeVersion, ["code_digest"]).values(
             code_digest=code.code_digest,
             feature=code.feature,
-            source=code.source,
-            components=code.components,
+            source=storable(code.source),
+            components=storable(code.components),
             created_at=utc_now(),
         )
     )
@@ -116,7 +133,7 @@ def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
             code_digest=entry.code_digest,
             artifact_id=entry.artifact_id,
             return_kind=entry.return_kind,
-            components=entry.components,
+            components=storable(entry.components),
             created_at=utc_now(),
             last_used_at=utc_now(),
             hits=0,
@@ -197,8 +214,12 @@ def _bump(conn: Connection, model: Any, column: Any, counts: Counter[str]) -> No
 
 def forget_artifact(conn: Connection, artifact_id: str) -> None:
     """The store lost or corrupted ``artifact_id``: drop the entries that point at it and
-    tombstone it, so that the next call of those keys recomputes."""
+    tombstone it, so that the next call of those keys recomputes. A malformed id has no file
+    to sweep later: its row goes at once."""
     conn.execute(delete(CacheEntry).where(CacheEntry.artifact_id == artifact_id))
+    if not is_artifact_id(artifact_id):
+        conn.execute(delete(Artifact).where(Artifact.artifact_id == artifact_id))
+        return
     conn.execute(
         update(Artifact)
         .where(Artifact.artifact_id == artifact_id, Artifact.deleted_at.is_(None))

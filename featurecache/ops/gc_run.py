@@ -12,6 +12,10 @@
    their rows. Only rows still tombstoned are swept: a concurrent publish may have revived
    one. A reader that read a row before it was marked and finds the file gone recomputes.
 
+A row whose artifact id is malformed (not 32 lowercase hex: hand-edited or corrupted; no store
+can hold its file) is left out of the plan and the sweep and reported in ``invalid_ids``;
+``featurecache verify --repair`` drops it.
+
 Sound with several GCs at once (marking is a conditional update, deleting an absent file is a
 no-op), and with concurrent readers and writers.
 """
@@ -23,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from featurecache.catalog.maintenance import CHUNK, chunks
+from featurecache.catalog.queries import is_artifact_id
 from featurecache.catalog.records import GcCandidate
-from featurecache.errors import ConfigError, StoreError
+from featurecache.errors import ConfigError, InvalidArtifactIdError, StoreError
 from featurecache.ops.gc_plan import GcPlan, GcPolicy, plan_gc
 from featurecache.ops.progress import NoProgress, Progress
 
@@ -55,6 +60,7 @@ class GcResult:
     swept: tuple[str, ...]  # leftover tombstones swept (dry run: to sweep)
     files_removed: int = 0
     failures: dict[str, str] = field(default_factory=dict)
+    invalid_ids: tuple[str, ...] = ()  # malformed artifact ids: neither planned nor swept
 
     @property
     def bytes_freed(self) -> int:
@@ -72,6 +78,7 @@ class GcResult:
             "swept_tombstones": list(self.swept),
             "files_removed": self.files_removed,
             "failures": dict(sorted(self.failures.items())),
+            "invalid_artifact_ids": list(self.invalid_ids),
             "plan": self.plan.to_json(),
         }
 
@@ -88,9 +95,16 @@ def require_policy(policy: GcPolicy) -> None:
 
 def plan_collection(catalog: Catalog, policy: GcPolicy) -> GcPlan:
     """Plan over a fresh snapshot of the catalog (the database clock judges every age)."""
+    return _plan(catalog, policy)[0]
+
+
+def _plan(catalog: Catalog, policy: GcPolicy) -> tuple[GcPlan, list[str]]:
+    """The plan, and the malformed artifact ids left out of it."""
     require_policy(policy)
     now, candidates = catalog.gc_snapshot()
-    return plan_gc(candidates, policy, now)
+    invalid = [c.artifact_id for c in candidates if not is_artifact_id(c.artifact_id)]
+    valid = [c for c in candidates if is_artifact_id(c.artifact_id)]
+    return plan_gc(valid, policy, now), invalid
 
 
 def collect_garbage(
@@ -103,10 +117,13 @@ def collect_garbage(
 ) -> GcResult:
     """Run (or, with ``dry_run``, only plan) one collection; see the module docstring."""
     progress = progress or NoProgress()
-    plan = plan_collection(catalog, policy)
+    plan, invalid = _plan(catalog, policy)
     leftovers = catalog.tombstoned(policy.grace.total_seconds())
+    invalid += [artifact_id for artifact_id in leftovers if not is_artifact_id(artifact_id)]
+    leftovers = [artifact_id for artifact_id in leftovers if is_artifact_id(artifact_id)]
+    invalid_ids = tuple(sorted(set(invalid)))
     if dry_run:
-        return GcResult(plan, True, plan.delete, {}, tuple(leftovers))
+        return GcResult(plan, True, plan.delete, {}, tuple(leftovers), invalid_ids=invalid_ids)
 
     by_id = {candidate.artifact_id: candidate for candidate in plan.delete}
     marked: list[str] = []
@@ -129,6 +146,7 @@ def collect_garbage(
         swept=tuple(a for a in swept.purged if a not in just_marked),
         files_removed=swept.files_removed,
         failures=swept.failures,
+        invalid_ids=invalid_ids,
     )
 
 
@@ -151,7 +169,7 @@ def sweep(
         for artifact_id in catalog.still_tombstoned(batch):
             try:
                 removed += store.delete(artifact_id)
-            except StoreError as error:
+            except (StoreError, InvalidArtifactIdError) as error:
                 failures[artifact_id] = str(error)
                 continue
             gone.append(artifact_id)

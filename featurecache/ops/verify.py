@@ -9,8 +9,13 @@ Each inconsistency is its own class (``Finding.kind``):
 * ``corrupt_artifact``: a live row whose file's size or content hash differs from what was
   recorded when it was published (truncated, bit rot, overwritten). Repair moves the file to
   the store's quarantine and drops the row; never deletes the bytes.
-* ``temp_file``: a temp file (or incomplete S3 multipart upload) of an interrupted publish.
-  Repair removes it once older than the grace period.
+* ``temp_file``: a temp file (or incomplete S3 multipart upload) of an interrupted publish,
+  or an upload spool file a killed S3 writer left in the store's spool folder (under the
+  cache's state folder; its subject is then the absolute path). Repair removes it once older
+  than the grace period.
+* ``invalid_artifact_id``: a catalog row (live or tombstoned) whose artifact id is not 32
+  lowercase hex, so no store can hold its file: a hand-edited or corrupted row. Reads drop it
+  and GC skips it; repair drops the row and its cache entries.
 * ``expired_lease``: a single-flight lease whose owner stopped renewing it. Repair deletes it.
 * ``unswept_tombstone``: a row GC (or a reader) tombstoned whose file is still stored, e.g.
   GC crashed between mark and sweep. Repair sweeps it once the tombstone is older than grace.
@@ -24,26 +29,31 @@ settled by re-reading each finding just before reporting and again before repair
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurecache.catalog.queries import is_artifact_id
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
 from featurecache.ops.gc_plan import DEFAULT_GRACE
 from featurecache.ops.gc_run import sweep
 from featurecache.ops.progress import NoProgress, Progress
+from featurecache.store.base import StoredObject
+from featurecache.store.layout import ARTIFACT_SUFFIX, SPOOL_PREFIX
 
 if TYPE_CHECKING:
     from featurecache.catalog.facade import ArtifactState, Catalog
-    from featurecache.store.base import ArtifactStore, StoredObject
+    from featurecache.store.base import ArtifactStore
 
 ORPHAN = "orphan_file"
 MISSING = "missing_artifact"
 CORRUPT = "corrupt_artifact"
+INVALID_ID = "invalid_artifact_id"
 TEMP = "temp_file"
 EXPIRED_LEASE = "expired_lease"
 UNSWEPT = "unswept_tombstone"
-KINDS = (ORPHAN, MISSING, CORRUPT, TEMP, EXPIRED_LEASE, UNSWEPT)
+KINDS = (ORPHAN, MISSING, CORRUPT, INVALID_ID, TEMP, EXPIRED_LEASE, UNSWEPT)
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,15 @@ def verify_cache(
     # The store is listed before the catalog is read: an artifact published in between then
     # has its file listed and its row read, instead of looking like an orphan.
     files = {obj.artifact_id: obj for obj in store.iter_artifacts() if obj.artifact_id}
-    temps = list(store.iter_temp())
+    temps = list(store.iter_temp()) + _spool_files(store)
     now = catalog.now()
     states = {state.artifact_id: state for state in catalog.artifact_states()}
     problems: list[Finding] = []
     pending: list[Finding] = []
+    for artifact_id in [a for a in states if not is_artifact_id(a)]:
+        state = states.pop(artifact_id)  # no store call may see it: it is no file name
+        detail = "catalog row with a malformed artifact id (not 32 lowercase hex)"
+        problems.append(Finding(INVALID_ID, artifact_id, detail, state.size_bytes))
 
     def classify(finding: Finding, young: bool) -> None:
         (pending if young else problems).append(finding)
@@ -159,6 +173,27 @@ def _age(now: datetime, then: datetime) -> str:
         if count or (unit == "s" and not parts):
             parts.append(f"{count}{unit}")
     return "".join(parts[:2])
+
+
+def _spool_files(store: ArtifactStore) -> list[StoredObject]:
+    """Upload spool files in the store's spool folder (S3 stores opened from settings): a
+    live publish's, or one a killed writer left. Named by absolute path."""
+    folder: Path | None = getattr(store, "spool_dir", None)
+    if folder is None:
+        return []
+    found: list[StoredObject] = []
+    try:
+        paths = sorted(folder.glob(f"{SPOOL_PREFIX}*{ARTIFACT_SUFFIX}"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue  # uploaded and removed since the listing
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        found.append(StoredObject(str(path), None, stat.st_size, modified))
+    return found
 
 
 def _orphans(
@@ -253,7 +288,18 @@ def _repair_one(
         store.quarantine(subject, finding.detail)
         catalog.drop([subject])
         return "moved the file to quarantine, dropped the row (its keys recompute)"
+    if finding.kind == INVALID_ID:
+        if not catalog.artifact_states([subject]):
+            return None
+        catalog.drop([subject])
+        return "dropped the row and its cache entries (they recompute)"
     if finding.kind == TEMP:
+        if Path(subject).is_absolute():  # a spool file (store-relative names never are)
+            try:
+                Path(subject).unlink(missing_ok=True)
+            except OSError as error:
+                raise StoreError(f"removing {subject}: {error}") from error
+            return "removed the spool file"
         store.remove_object(temps[subject])
         return "removed the temp file"
     if finding.kind == EXPIRED_LEASE:

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 from featurecache.errors import ConfigError, InvalidS3UrlError
 from featurecache.settings import Settings
 from featurecache.store.base import ArtifactStore
+from featurecache.store.layout import SPOOL_DIR
 
 SETTING = "FEATURECACHE_STORE"
 _FIX = "Give a directory, a file:// URL, or s3://bucket/prefix."
@@ -66,4 +67,10 @@ def _open_s3(text: str, settings: Settings) -> ArtifactStore:
         bucket, prefix = parse_s3_url(text, require_key=False)
     except InvalidS3UrlError as exc:
         raise ConfigError(SETTING, exc.problem, _FIX) from None
-    return S3Store(bucket, prefix, allow_unconditional=settings.allow_unconditional_store)
+    return S3Store(
+        bucket,
+        prefix,
+        allow_unconditional=settings.allow_unconditional_store,
+        remote_timeout=settings.remote_timeout_seconds,
+        spool_dir=settings.state_dir / SPOOL_DIR,  # verify finds a killed writer's spool there
+    )

@@ -18,6 +18,10 @@ ARTIFACT_SUFFIX = ".parquet"
 TEMP_PREFIX = ".tmp-"
 QUARANTINE_DIR = "quarantine"
 PROBE_DIR = ".probe"
+# Upload spool files (S3 publishes) live in ``<state_dir>/spool``, not in $TMPDIR, so that
+# ``verify`` finds (and ``--repair`` removes) the ones a killed writer left behind.
+SPOOL_DIR = "spool"
+SPOOL_PREFIX = "featurecache-spool-"
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
 _SHARD = re.compile(r"[0-9a-f]{2}")

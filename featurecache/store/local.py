@@ -3,10 +3,18 @@ published write-once and crash-safe.
 
 Publication follows git's loose objects: the bytes go to a temp file in the destination
 directory, are fsynced and made read-only, then get their final name with ``link()``, which
-cannot overwrite (an existing artifact wins, the temp file is discarded); ``rename`` is the
-fallback only where hard links are unsupported. A process killed at any point leaves at most a
-``.tmp-*`` file, which ``iter_temp`` reports and ``remove_object`` deletes; a visible artifact is
-always complete.
+cannot overwrite; ``rename`` is the fallback only where hard links are unsupported. A process
+killed at any point leaves at most a ``.tmp-*`` file, which ``iter_temp`` reports and
+``remove_object`` deletes; a visible artifact is always complete.
+
+A file already at the final name is not adopted on trust (it may be damaged, or planted, or
+what a crash left when the file system lost unsynced data). Every publish writes its own file
+first, then the existing file must prove it holds the artifact (``_settle``, ``proves_artifact``): the same bytes as
+ours, or a Parquet file whose content (read back, ``fingerprint_table``) is the artifact id or
+the same as ours read back the same way. Then it wins and ours is discarded (write-once). A
+Parquet file of ours replaces an existing file that cannot prove itself, atomically
+(``os.replace``). When ours is not Parquet either (callers that store opaque bytes) nothing can
+be judged and the existing file wins.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import mmap
 import os
 import tempfile
@@ -34,6 +43,8 @@ from featurecache.store.layout import (
     is_shard,
     quarantine_stem,
 )
+
+log = logging.getLogger(__name__)
 
 # errno values meaning "this file system has no hard links": fall back to rename.
 _NO_LINK_ERRNOS = frozenset(
@@ -73,11 +84,8 @@ class LocalStore:
 
     def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
         final = self._path(artifact_id)
-        # Content-addressed: an artifact already there is the answer, and skipping ``write``
-        # saves encoding the Parquet file for every dedupe.
-        existing = self._describe_existing(artifact_id, final)
-        if existing is not None:
-            return existing
+        # Always written, even when the artifact seems to exist: what sits at the final name is
+        # compared with this file before it is kept (module docstring).
         shard = final.parent
         tmp = self._new_temp(shard)
         try:
@@ -127,7 +135,7 @@ class LocalStore:
         for _ in range(_VANISH_RETRIES):
             if _link_no_replace(tmp, final):
                 return StoredFile(artifact_id, final.as_uri(), size, file_hash, created=True)
-            existing = self._describe_existing(artifact_id, final)
+            existing = self._settle(artifact_id, tmp, final, file_hash)
             if existing is not None:
                 return existing
         raise StoreError(
@@ -135,7 +143,11 @@ class LocalStore:
             "(is a garbage collection deleting it concurrently?)"
         )
 
-    def _describe_existing(self, artifact_id: str, final: Path) -> StoredFile | None:
+    def _settle(
+        self, artifact_id: str, tmp: Path, final: Path, file_hash: str
+    ) -> StoredFile | None:
+        """A file exists at ``final``: keep it if it proves it is the artifact, else replace it
+        with ours (``tmp``, sealed). None when it vanished meanwhile (link again)."""
         try:
             fd = os.open(final, os.O_RDONLY)
         except FileNotFoundError:
@@ -143,10 +155,26 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"cannot read existing artifact {final}: {exc}") from exc
         try:
-            size, file_hash = _hash_fd(fd)
+            stat = os.fstat(fd)
+            size = stat.st_size
+            with _mapped(fd, size) as theirs:
+                existing_hash = digest_bytes(theirs)
+            keep = existing_hash == file_hash or proves_artifact(artifact_id, final, tmp)
+            if not _same_file(stat, final):
+                return None  # replaced while being read: judge the new one
         finally:
             os.close(fd)
-        return StoredFile(artifact_id, final.as_uri(), size, file_hash, created=False)
+        if keep:
+            return StoredFile(artifact_id, final.as_uri(), size, existing_hash, created=False)
+        log.warning(
+            "featurecache: %s did not hold artifact %s (%d bytes, not its content): replaced",
+            final,
+            artifact_id,
+            size,
+        )
+        tmp_size = tmp.stat().st_size
+        os.replace(tmp, final)
+        return StoredFile(artifact_id, final.as_uri(), tmp_size, file_hash, created=True)
 
     # -- read -------------------------------------------------------------------------------
 
@@ -288,10 +316,53 @@ class LocalStore:
 
 def _hash_fd(fd: int) -> tuple[int, str]:
     size = os.fstat(fd).st_size
-    if size == 0:
-        return 0, digest_bytes(b"")
-    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+    with _mapped(fd, size) as view:
         return size, digest_bytes(view)
+
+
+@contextlib.contextmanager
+def _mapped(fd: int, size: int) -> Iterator[memoryview]:
+    """The file's bytes, memory-mapped (page cache, not a heap copy)."""
+    if size == 0:
+        yield memoryview(b"")
+        return
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+        yield view
+
+
+def _same_file(stat: os.stat_result, path: Path) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (stat.st_dev, stat.st_ino)
+
+
+def _content_digest(path: Path) -> str | None:
+    """``fingerprint_table`` of a Parquet file read back by pyarrow (memory-mapped); None when it
+    is not a readable Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from featurecache.fingerprint.arrow.content import fingerprint_table
+
+    try:
+        return fingerprint_table(pq.read_table(path, memory_map=True, use_threads=True))
+    except (pa.ArrowException, ValueError, OSError, TypeError, IndexError):
+        return None
+
+
+def proves_artifact(artifact_id: str, theirs: Path, ours: Path) -> bool:
+    """Whether an existing file with other bytes than ours holds the artifact: its content read
+    back is the artifact id, or equals ours read back the same way (a read back is not always
+    the table that was fingerprinted: a dictionary of integers comes back decoded, polars'
+    types come back as pyarrow reads them). True as well when ours is not Parquet: opaque
+    bytes cannot be judged, and write-once keeps the first."""
+    their_digest = _content_digest(theirs)
+    if their_digest == artifact_id:
+        return True
+    our_digest = _content_digest(ours)
+    return our_digest is None or their_digest == our_digest
 
 
 def _seal(path: Path) -> tuple[int, str]:

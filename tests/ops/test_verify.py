@@ -27,6 +27,7 @@ from featurecache.ops.verify import (
 )
 from featurecache.store.layout import QUARANTINE_DIR
 from tests.ops.seed import Cache
+from tests.ops.test_malformed_artifact_id import seed_invalid_id
 
 ORPHAN_ID = "ab" * 16
 TWO_HOURS_AGO = time.time() - 7200
@@ -165,6 +166,7 @@ def test_every_class_at_once(cache: Cache) -> None:
     seed_truncated(cache)
     seed_temp(cache)
     seed_expired_lease(cache)
+    seed_invalid_id(cache.catalog)
     extra = cache.publish("extra").artifact.artifact_id
     cache.catalog.forget_artifact(extra)
     report = verify_cache(cache.catalog, cache.store, grace=timedelta(0))

@@ -131,6 +131,11 @@ def render(result: GcResult) -> None:
         )
     for artifact_id, error in sorted(result.failures.items()):
         typer.echo(f"featurecache: could not delete {short_id(artifact_id)}: {error}", err=True)
+    for artifact_id in result.invalid_ids:
+        typer.echo(
+            f"skipped the catalog row of malformed artifact id {artifact_id!r} "
+            "(remove it with: featurecache verify --repair)"
+        )
     if result.dry_run:
         typer.echo("dry run: nothing was deleted")
 

@@ -4,18 +4,25 @@ Emulators and S3-compatible servers have ignored the condition (or honoured it o
 not on CompleteMultipartUpload), which would silently let concurrent writers overwrite each
 other. The probe creates one object under ``<prefix>/.probe/``, tries to create it again both
 ways, expects 412 each time, and cleans up. Results are cached per (endpoint, bucket) for the
-life of the process.
+life of the process. The whole probe, clean-up included, runs under one deadline
+(``FEATURECACHE_REMOTE_TIMEOUT``): against a silent endpoint it gives up once, not per step.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from featurecache.errors import StoreError
-from featurecache.store.s3.client import PRECONDITION_FAILED, S3RequestError
+from featurecache.store.s3.client import (
+    PRECONDITION_FAILED,
+    RemoteTimeoutError,
+    S3RequestError,
+    remote_deadline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,19 @@ def cached_probe(endpoint: str, bucket: str, run: Callable[[], str | None]) -> s
         return _results[endpoint, bucket]
 
 
-def probe(call: Call, key: str) -> str | None:
+def probe(call: Call, key: str, *, deadline_seconds: float | None = None) -> str | None:
     """What is wrong with conditional writes at ``key``'s endpoint, None when they work.
 
-    Raises ``StoreError`` when the probe cannot even write (missing bucket, no permission)."""
+    Raises ``StoreError`` when the probe cannot even write (missing bucket, no permission), or
+    ``RemoteTimeoutError`` when the endpoint does not answer within ``deadline_seconds`` (the
+    clean-up is then skipped: the probe object, if any, is left for featurecache gc)."""
+    if deadline_seconds is None:
+        return _probe(call, key)
+    with remote_deadline(deadline_seconds):
+        return _probe(call, key)
+
+
+def _probe(call: Call, key: str) -> str | None:
     try:
         try:
             call("put_object", key, Body=b"probe", IfNoneMatch="*")
@@ -79,6 +95,12 @@ def _expect_412(request: Callable[[], object]) -> str | None:
 
 
 def _quietly(request: Callable[[], object]) -> None:
+    """A clean-up request, run from a ``finally``: failures are logged. Skipped when the probe
+    is unwinding from a ``RemoteTimeoutError`` (``sys.exc_info`` sees the exception a
+    ``finally`` runs for): the endpoint does not answer, so it would only wait again."""
+    if isinstance(sys.exc_info()[1], RemoteTimeoutError):
+        log.warning("S3 probe clean-up skipped (endpoint not answering; left for featurecache gc)")
+        return
     try:
         request()
     except StoreError as exc:

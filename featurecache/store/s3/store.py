@@ -3,8 +3,12 @@ write-once with S3 conditional writes (``If-None-Match: *``).
 
 S3 has no rename, so atomicity comes from the upload itself: a PutObject or a
 CompleteMultipartUpload makes the whole object visible at once or not at all. The condition makes
-the first writer win; a loser gets 412, reads the winner's metadata and returns it
-(``created=False``). Large files go through low-level multipart calls, because boto3's managed
+the first writer win; a loser gets 412. An object already there is never adopted on its metadata
+(anyone who can write the bucket can write ``fc-xxh3`` too): every publish spools its own file,
+then downloads the existing object, hashes it and keeps it only when it proves it holds the
+artifact, as the local store does (``store.local.proves_artifact``: the same bytes, or the same
+content read back; ``created=False``). Otherwise our file overwrites it (an unconditional write:
+every writer that overwrites holds the artifact's content). Large files go through low-level multipart calls, because boto3's managed
 transfer cannot send the condition; an interrupted multipart upload stays invisible and is
 reported by ``iter_temp``. A start-up probe (``check_capabilities``) refuses endpoints that ignore
 the condition unless the user allows the racy HEAD-then-PUT fallback.
@@ -33,7 +37,8 @@ from featurecache.errors import (
     StoreError,
 )
 from featurecache.fingerprint.s3object import parse_s3_url
-from featurecache.hashing import DIGEST_HEX_LEN, hash_file_bytes, new_hasher
+from featurecache.hashing import hash_file_bytes, new_hasher
+from featurecache.settings import DEFAULT_REMOTE_TIMEOUT_SECONDS
 from featurecache.store.base import ScanTarget, StoredFile, StoredObject
 from featurecache.store.layout import (
     ARTIFACT_SUFFIX,
@@ -43,12 +48,17 @@ from featurecache.store.layout import (
     artifact_name,
     quarantine_stem,
 )
+from featurecache.store.local import proves_artifact
 from featurecache.store.s3.client import (
     CONDITIONAL_CONFLICT,
     PRECONDITION_FAILED,
+    RemoteTimeoutError,
     S3RequestError,
+    check_deadline,
+    deadline_passed,
     is_custom_endpoint,
     make_client,
+    remote_deadline,
     resolve_endpoint,
     session_credentials,
     translate_errors,
@@ -91,6 +101,7 @@ class S3Store:
         max_concurrency: int = 4,
         max_attempts: int = 5,
         spool_dir: Path | None = None,
+        remote_timeout: float = DEFAULT_REMOTE_TIMEOUT_SECONDS,
     ) -> None:
         parse_s3_url(f"s3://{bucket}/", require_key=False)  # validates the bucket name
         if part_size < 5 * MIB:
@@ -108,6 +119,8 @@ class S3Store:
         self._endpoint_url = resolve_endpoint(endpoint_url)
         self._region = region
         self._max_attempts = max(1, max_attempts)
+        # Deadline of one request with its retries, and of a multi-step read or probe.
+        self.remote_timeout = remote_timeout
         self._client_factory = client_factory
         self._client_obj: Any = None
         self._client_pid = 0
@@ -133,11 +146,13 @@ class S3Store:
                         region=self._region,
                         max_attempts=self._max_attempts,
                         max_pool_connections=max(10, 2 * self.max_concurrency),
+                        timeout_seconds=self.remote_timeout,
                     )
             return self._client_obj
 
     def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
         client = self._client()
+        check_deadline(operation, self._location(key))  # a multi-step operation ran out of time
         with translate_errors(operation, self._location(key)):
             return getattr(client, operation)(Bucket=self.bucket, Key=key, **kwargs)
 
@@ -186,10 +201,10 @@ class S3Store:
 
     def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
         key = self._key(artifact_name(artifact_id))
-        # Content-addressed: an object already there is the answer (saves the write + upload).
-        head = self._head(key)
-        if head is not None:
-            return self._existing(artifact_id, key, head, writer=None)
+        # Written and spooled even when the object seems to exist: an existing object is
+        # compared with ours before it is kept (module docstring).
+        if self.spool_dir is not None:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
         fd, spool_name = tempfile.mkstemp(
             prefix="featurecache-spool-", suffix=ARTIFACT_SUFFIX, dir=self.spool_dir
         )
@@ -213,21 +228,9 @@ class S3Store:
                 # every writer of this key holds the same logical content.
                 head = self._head(key)
                 if head is not None:
-                    return self._existing(artifact_id, key, head, writer)
+                    return self._existing(artifact_id, key, head, writer, spool, file_hash)
             try:
-                if size < self.multipart_threshold:
-                    self._put(key, spool, size, metadata)
-                else:
-                    upload_multipart(
-                        self._call,
-                        key,
-                        spool,
-                        size,
-                        part_size=self.part_size,
-                        max_concurrency=self.max_concurrency,
-                        extra={"ContentType": CONTENT_TYPE, "Metadata": metadata},
-                        conditional=self._conditional,
-                    )
+                self._send(key, spool, size, metadata, conditional=self._conditional)
             except S3RequestError as exc:
                 if exc.code == CONDITIONAL_CONFLICT or exc.status == 409:
                     _backoff(attempt)  # a concurrent conditional write is in flight: retry
@@ -237,15 +240,34 @@ class S3Store:
                 head = self._head(key)
                 if head is None:  # the winner vanished again (a concurrent delete): retry
                     continue
-                return self._existing(artifact_id, key, head, writer)
+                return self._existing(artifact_id, key, head, writer, spool, file_hash)
             return StoredFile(artifact_id, self._location(key), size, file_hash, created=True)
         raise StoreError(
             f"publishing {artifact_id} to {self._location(key)}: gave up after "
             f"{_CONFLICT_RETRIES} conflicting concurrent writes"
         )
 
-    def _put(self, key: str, spool: Path, size: int, metadata: dict[str, str]) -> None:
-        condition = {"IfNoneMatch": "*"} if self._conditional else {}
+    def _send(
+        self, key: str, spool: Path, size: int, metadata: dict[str, str], *, conditional: bool
+    ) -> None:
+        if size < self.multipart_threshold:
+            self._put(key, spool, size, metadata, conditional=conditional)
+        else:
+            upload_multipart(
+                self._call,
+                key,
+                spool,
+                size,
+                part_size=self.part_size,
+                max_concurrency=self.max_concurrency,
+                extra={"ContentType": CONTENT_TYPE, "Metadata": metadata},
+                conditional=conditional,
+            )
+
+    def _put(
+        self, key: str, spool: Path, size: int, metadata: dict[str, str], *, conditional: bool
+    ) -> None:
+        condition = {"IfNoneMatch": "*"} if conditional else {}
         with spool.open("rb") as body:
             self._call(
                 "put_object",
@@ -258,46 +280,80 @@ class S3Store:
             )
 
     def _existing(
-        self, artifact_id: str, key: str, head: dict[str, Any], writer: str | None
+        self,
+        artifact_id: str,
+        key: str,
+        head: dict[str, Any],
+        writer: str,
+        spool: Path,
+        file_hash: str,
     ) -> StoredFile:
-        """Describe the object already at ``key``: its size and our hash metadata (rehashed
-        from its bytes when a foreign writer left none)."""
+        """The object already at ``key``: kept when it is ours (a retried request whose first
+        attempt landed) or proves it holds the artifact; else overwritten with ``spool``. Its
+        hash is always computed from its bytes, never taken from its metadata."""
         metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        file_hash = str(metadata.get(META_HASH, ""))
-        if len(file_hash) != DIGEST_HEX_LEN or not all(c in "0123456789abcdef" for c in file_hash):
-            file_hash = self._hash_object(key)
-        # A retried request whose first attempt landed meets its own object: still created.
-        created = writer is not None and metadata.get(META_WRITER) == writer
-        size = int(head["ContentLength"])
-        return StoredFile(artifact_id, self._location(key), size, file_hash, created=created)
+        location = self._location(key)
+        if metadata.get(META_WRITER) == writer:
+            size = int(head["ContentLength"])
+            return StoredFile(artifact_id, location, size, file_hash, created=True)
+        fd, name = tempfile.mkstemp(
+            prefix="featurecache-existing-", suffix=ARTIFACT_SUFFIX, dir=self.spool_dir
+        )
+        theirs = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                size, existing_hash = self._download(key, handle)
+            if existing_hash == file_hash or proves_artifact(artifact_id, theirs, spool):
+                return StoredFile(artifact_id, location, size, existing_hash, created=False)
+        finally:
+            theirs.unlink(missing_ok=True)
+        log.warning(
+            "featurecache: %s did not hold artifact %s (%d bytes, not its content): replaced",
+            location,
+            artifact_id,
+            size,
+        )
+        ours = spool.stat().st_size
+        self._send(key, spool, ours, {META_HASH: file_hash, META_WRITER: writer}, conditional=False)
+        return StoredFile(artifact_id, location, ours, file_hash, created=True)
 
-    def _hash_object(self, key: str) -> str:
+    def _download(self, key: str, handle: Any) -> tuple[int, str]:
+        """Copy the object into ``handle``: its size and xxh3-128."""
         hasher = new_hasher()
+        size = 0
         response = self._call("get_object", key)
         with translate_errors("get_object (body)", self._location(key)):
             for chunk in response["Body"].iter_chunks(8 * MIB):
                 hasher.update(chunk)
-        return str(hasher.hexdigest())
+                handle.write(chunk)
+                size += len(chunk)
+        return size, str(hasher.hexdigest())
 
     # -- read -------------------------------------------------------------------------------
 
     def read_bytes(self, artifact_id: str) -> memoryview:
         key = self._key(artifact_name(artifact_id))
-        for attempt in range(_READ_RETRIES):
-            try:
-                response = self._call("get_object", key)
-                with translate_errors("get_object (body)", self._location(key)):
-                    data = response["Body"].read()
-                return memoryview(data)
-            except S3RequestError as exc:
-                if exc.not_found:
-                    raise ArtifactNotFoundError(artifact_id, self.location) from None
-                raise
-            except StoreError:
-                # A stream cut mid-body is not retried by botocore (the call had returned).
-                if attempt + 1 == _READ_RETRIES:
+        # One deadline over the retries: none starts after it (a body still arriving goes on).
+        with remote_deadline(self.remote_timeout):
+            for attempt in range(_READ_RETRIES):
+                try:
+                    response = self._call("get_object", key)
+                    with translate_errors("get_object (body)", self._location(key)):
+                        data = response["Body"].read()
+                    return memoryview(data)
+                except S3RequestError as exc:
+                    if exc.not_found:
+                        raise ArtifactNotFoundError(artifact_id, self.location) from None
                     raise
-                _backoff(attempt)
+                except StoreError as exc:
+                    # A stream cut mid-body is not retried by botocore (the call had returned);
+                    # a request that ran out of time already used up the deadline.
+                    timed_out = isinstance(exc, RemoteTimeoutError) or deadline_passed()
+                    if attempt + 1 == _READ_RETRIES or timed_out:
+                        raise
+                    _backoff(attempt)
+                    if deadline_passed():
+                        raise
         raise AssertionError("unreachable")
 
     def exists(self, artifact_id: str) -> bool:
@@ -420,7 +476,11 @@ class S3Store:
         ``If-None-Match: *`` on PutObject and CompleteMultipartUpload."""
         endpoint = str(self._client().meta.endpoint_url or "")
         probe_key = self._key(f"{PROBE_DIR}/{uuid.uuid4().hex}")
-        problem = cached_probe(endpoint, self.bucket, lambda: probe(self._call, probe_key))
+        problem = cached_probe(
+            endpoint,
+            self.bucket,
+            lambda: probe(self._call, probe_key, deadline_seconds=self.remote_timeout),
+        )
         if problem is None:
             self._conditional = True
             return
