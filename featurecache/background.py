@@ -61,6 +61,33 @@ def _after_fork_in_child() -> None:
     _open.clear()
 
 
+def process_gone(pid: int) -> bool:
+    """True when no live process ``pid`` exists on this host (exited, or exited and not yet
+    reaped). False when unsure: this process, one we may not signal, and Windows (where
+    ``os.kill`` would end it)."""
+    if sys.platform == "win32" or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, but we may not signal it
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux: the process has exited and waits to be reaped (``os.kill`` still finds it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may itself contain ") ".
+    end = stat.rfind(b")")
+    return end != -1 and stat[end + 2 : end + 3] == b"Z"
+
+
 def in_forked_child() -> bool:
     return _forked
 

@@ -12,7 +12,9 @@ is read). Then:
   device, inode, size, mtime and ctime; ``_verified_local``); any later write to it changes
   its ctime and makes the next lazy hit hash it again. What the scan reads later is the file
   as it is then: artifacts are read-only and replaced only by a publish that proved its
-  content (``store.local``);
+  content (``store.local``). The scan reads a hold, a hard link to the verified file in this
+  process's holds folder (``store.local.hold_file``), so a GC that deletes the artifact before
+  ``.collect()`` does not take the file from under it;
 * remote store (S3), eager or lazy: the object is downloaded once, the downloaded bytes are
   verified, then decoded, or scanned from memory (the scan never reads S3 again).
 
@@ -24,6 +26,7 @@ artifact (durable, write-once) -> commit the catalog row (``publish.Publisher``)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -40,6 +43,7 @@ from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind
 from featurecache.errors import (
     ArtifactCorruptError,
     ArtifactNotFoundError,
+    CatalogError,
     ConfigError,
     LeaseLostError,
     StoreError,
@@ -47,11 +51,11 @@ from featurecache.errors import (
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.hashing import digest_bytes, hash_file_bytes
 from featurecache.keys import CacheKey, build_key
-from featurecache.publish import Lease, Publisher, PublishJob
+from featurecache.publish import Lease, Publisher, PublishJob, warn_once
 from featurecache.settings import Settings, load_settings
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
-from featurecache.store.factory import open_store
+from featurecache.store.factory import check_for_cache, open_store
 from featurecache.usage import SessionStats, UsageRecorder
 
 if TYPE_CHECKING:
@@ -177,20 +181,50 @@ def _verified_local(artifact: ArtifactRecord, path: Path) -> None:
             del _verified[next(iter(_verified))]
 
 
+def _held_and_verified(artifact: ArtifactRecord, path: Path) -> Path:
+    """The file a lazy local hit scans: a hold of the artifact's file (a hard link in this
+    process's holds folder, ``store.local.hold_file``), so a GC that deletes the artifact
+    before ``.collect()`` leaves the scanned file in place; verified like the artifact. A hold
+    that fails verification is dropped (the artifact is quarantined by the caller)."""
+    from featurecache.store.local import hold_file
+
+    held = hold_file(path, artifact.artifact_id)
+    try:
+        _verified_local(artifact, held)
+    except ArtifactCorruptError:
+        if held != path:
+            with contextlib.suppress(OSError):
+                os.unlink(held)
+        raise
+    return held
+
+
 class CacheEngine:
     """An opened cache. Thread-safe; one per ``FeatureCache``."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, store: ArtifactStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: ArtifactStore,
+        *,
+        store_writable: bool = True,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
+        # False: nothing is published and no lease is taken (``read_only``, or a store that
+        # refused the write probe at open); hits are still served, misses computed.
+        self.stores = store_writable and not settings.read_only and not catalog.read_only
         self.files = FileFingerprinter(settings.state_dir, project_root=settings.project_root)
         # DVC-tracked inputs: DVC's state + the catalog's md5 -> xxh3 aliases.
         for resolver in hooks.resolvers_for(catalog):
             self.files.add_resolver(resolver)
         self.owner = new_owner()
         self.session = SessionStats()
-        self.usage = UsageRecorder(catalog)
+        self.usage = UsageRecorder(
+            catalog, give_up_on_failure=settings.read_only or catalog.read_only
+        )
         self.listeners = hooks.listeners_for(settings, catalog.record_run_usage)
         # Artifacts this process produced or loaded: a frame input with one of their content
         # ids is a lineage edge to it even when the frame was not carried (a cold run's misses).
@@ -239,8 +273,10 @@ class CacheEngine:
                 settings.catalog_url, connect_timeout_seconds=settings.remote_timeout_seconds
             )
         )
+        problem: StoreError | None = None
         if store is None or isinstance(store, str | Path):
-            opened_store = open_store(settings.store_url, settings)
+            opened_store = open_store(settings.store_url, settings, check=False)
+            problem = check_for_cache(opened_store, settings)
         elif isinstance(store, ArtifactStore):
             opened_store = store
         else:
@@ -249,7 +285,15 @@ class CacheEngine:
                 f"{type(store).__name__} is not a store",
                 "Give a path, an s3:// URL or a store.",
             )
-        return cls(settings, opened_catalog, opened_store)
+        if problem is not None:
+            warn_once(
+                "store",
+                "featurecache: the artifact store %s cannot be written (%s): serving what it "
+                "holds and computing misses without storing them",
+                opened_store.location,
+                problem,
+            )
+        return cls(settings, opened_catalog, opened_store, store_writable=problem is None)
 
     def flush(self) -> None:
         """Wait for pending publishes and write queued usage events."""
@@ -319,13 +363,10 @@ class CacheEngine:
                 artifact.artifact_id,
                 self.store.location,
             )
-            self.catalog.forget_artifact(artifact.artifact_id)
-            return _MISSING
+            return self._forget(artifact.artifact_id)
         except ArtifactCorruptError as exc:
             log.warning("%s: quarantined, recomputing", exc)
-            self.store.quarantine(artifact.artifact_id, exc.reason)
-            self.catalog.forget_artifact(artifact.artifact_id)
-            return _MISSING
+            return self._forget(artifact.artifact_id, quarantine=exc.reason)
         except StoreError as exc:
             # Unreachable, slow past FEATURECACHE_REMOTE_TIMEOUT, or refusing reads: the
             # artifact may be fine, so it is kept; this call computes instead.
@@ -340,20 +381,38 @@ class CacheEngine:
         self._saw(artifact.artifact_id)
         return value
 
+    def _forget(self, artifact_id: str, quarantine: str | None = None) -> Any:
+        """Quarantine a damaged file and forget its row, so that no call is served it again.
+        Where the store or the catalog cannot be written (read-only, full), this call still
+        never serves it: it computes, without a lease (``_UNREADABLE``)."""
+        try:
+            if quarantine is not None:
+                self.store.quarantine(artifact_id, quarantine)
+            self.catalog.forget_artifact(artifact_id)
+        except (StoreError, CatalogError) as exc:
+            warn_once(
+                "forget",
+                "featurecache: could not quarantine or forget artifact %s (%s); computing",
+                artifact_id,
+                exc,
+            )
+            return _UNREADABLE
+        return _MISSING
+
     @staticmethod
     def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind, *, scan: bool) -> Any:
         """A hit from the local store: verify the file by streaming it through the hash (page
         cache, not this process's memory) and its footer against the catalog, then let polars
         or pyarrow map it once (holding a second map of the file while it is decoded would
         count the file twice in RSS), or hand out a scan of it (``scan``). A scan's file is
-        hashed once per process while it stays unchanged (``_verified_local``)."""
+        hashed once per process while it stays unchanged (``_verified_local``), and is a hold
+        of the artifact's file (``_held_and_verified``) that GC cannot delete under it."""
         from featurecache.parquet import read_artifact_file, scan_artifact
         from featurecache.store.base import ScanTarget
 
         try:
             if scan:
-                _verified_local(artifact, path)
-                return scan_artifact(ScanTarget(str(path)))
+                return scan_artifact(ScanTarget(str(_held_and_verified(artifact, path))))
             verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
             verify_footer(artifact, path)
             return read_artifact_file(path, kind)
@@ -383,22 +442,35 @@ class CacheEngine:
     # -- miss ---------------------------------------------------------------------------
 
     def _miss(self, call: Call) -> Any:
-        if not call.feature.wait:
+        if not call.feature.wait or not self.stores:
             # Compute here even if another process holds the lease; publication stays
-            # correct (write-once artifact, first catalog row wins).
+            # correct (write-once artifact, first catalog row wins). A cache that does not
+            # store (read-only) takes no lease either.
             return self._compute(call, NoLease())
         while True:
-            outcome = acquire_or_wait(
-                self.catalog,
-                call.key.key_id,
-                # Per thread: threads of one process single-flight among themselves too.
-                f"{self.owner}:{threading.get_ident()}",
-                lease_seconds=self.settings.lease_seconds,
-                heartbeat_seconds=self.settings.heartbeat_seconds,
-                wait_timeout=self.settings.wait_timeout_seconds,
-                poll=lambda: self.catalog.lookup(call.key.key_id),
-                feature=call.feature.name,
-            )
+            try:
+                outcome = acquire_or_wait(
+                    self.catalog,
+                    call.key.key_id,
+                    # Per thread: threads of one process single-flight among themselves too.
+                    f"{self.owner}:{threading.get_ident()}",
+                    lease_seconds=self.settings.lease_seconds,
+                    heartbeat_seconds=self.settings.heartbeat_seconds,
+                    wait_timeout=self.settings.wait_timeout_seconds,
+                    poll=lambda: self.catalog.lookup(call.key.key_id),
+                    feature=call.feature.name,
+                )
+            except CatalogError as exc:
+                # The catalog refuses the lease's write (read-only, a full disk): compute
+                # without one, as wait=False does.
+                warn_once(
+                    "catalog",
+                    "featurecache: the catalog cannot be written (%s): computing %s without "
+                    "a lease; results are not cached while this lasts",
+                    exc,
+                    call.feature.name,
+                )
+                return self._compute(call, NoLease())
             if isinstance(outcome, LeaseKeeper):
                 return self._compute(call, outcome)
             value = self._load(outcome, call.feature.lazy)
@@ -418,6 +490,13 @@ class CacheEngine:
             t0 = time.perf_counter()
             out = feature.func(*call.args, **call.kwargs)  # exceptions reach the caller unchanged
             compute_seconds = time.perf_counter() - t0
+            if not self.stores:
+                # Read-only: nothing is published; the value is checked (and made lazy) as a
+                # published one would be.
+                table, kind = to_arrow(out, feature.name)
+                self.session.add("miss", compute_seconds, feature.name)
+                lease.release()
+                return _as_lazy(table) if feature.lazy or kind == "lazy" else out
             if frame_kind(out) == "pandas" and self.settings.background_publish:
                 snapshot = pandas_snapshot(out)
             table, kind = to_arrow(out if snapshot is None else snapshot, feature.name)
@@ -467,22 +546,32 @@ class CacheEngine:
             log.warning("featurecache: lost the lease on %s; not publishing it", feature.name)
             committed = self.catalog.lookup(call.key.key_id)
             if committed is not None:
-                return self._result(out, kind, committed, artifact_id)
+                return self._result(out, table, kind, committed, artifact_id)
             return _as_lazy(table) if kind == "lazy" else out
-        except StoreError as exc:
-            # The store cannot take it now (unreachable, timed out, read-only): the caller
-            # still gets its value; the next call tries to store it again.
-            log.warning("featurecache: could not store %s: %s; not cached", feature.name, exc)
+        except (StoreError, CatalogError) as exc:
+            # The store or the catalog cannot take it now (unreachable, timed out, read-only,
+            # full): the caller still gets its value; the next call tries to store it again.
+            warn_once(
+                "store" if isinstance(exc, StoreError) else "catalog",
+                "featurecache: could not store %s: %s; results are computed and returned but "
+                "not cached while this lasts",
+                feature.name,
+                exc,
+            )
             return _as_lazy(table) if kind == "lazy" else out
-        return self._result(out, kind, hit, artifact_id)
+        return self._result(out, table, kind, hit, artifact_id)
 
-    def _result(self, out: Any, kind: ReturnKind, hit: Hit, artifact_id: str) -> Any:
+    def _result(
+        self, out: Any, table: pa.Table, kind: ReturnKind, hit: Hit, artifact_id: str
+    ) -> Any:
         if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
             # A lazy result is a scan of the artifact; a lost race returns the winner's value.
             value = self._load(hit, kind == "lazy")
             if value is not _MISSING and value is not _UNREADABLE:
                 return value
-        return out
+        # The artifact could not be read back (a GC deleted it at once): our own value, of the
+        # kind the feature promises.
+        return _as_lazy(table) if kind == "lazy" else out
 
     # -- artifacts this process has seen ------------------------------------------------
 

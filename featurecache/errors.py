@@ -85,6 +85,15 @@ class CatalogError(FeatureCacheError, RuntimeError):
     """The catalog database could not be used."""
 
 
+class ArtifactBeingSweptError(CatalogError):
+    """A publish found its artifact's row claimed by a GC sweep that is deleting the file: the
+    row must not be revived (it would be live without its file); publish again once it is gone."""
+
+    def __init__(self, artifact_id: str) -> None:
+        self.artifact_id = artifact_id
+        super().__init__(f"artifact {artifact_id} is being deleted by a garbage collection")
+
+
 class CatalogVersionError(CatalogError):
     """The catalog schema is older or newer than this version of featurecache understands."""
 

@@ -49,17 +49,27 @@ def type_name(obj: object) -> str:
     return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
 
 
+def loaded_class(module: str, name: str) -> type | None:
+    """``module.name`` if that module is imported and defines it, without importing anything.
+    None also while another thread is still importing the module (it is in ``sys.modules``
+    half-initialised): no instance of its classes can exist before that import ends."""
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) else None
+
+
+def is_instance(obj: object, module: str, name: str) -> bool:
+    cls = loaded_class(module, name)
+    return cls is not None and isinstance(obj, cls)
+
+
 def frame_kind(obj: object) -> ReturnKind | None:
     """The return kind of a supported frame, else None. Recognises pandas and polars objects
     only if their library is already imported (an instance implies it is), never importing it."""
-    polars = sys.modules.get("polars")
-    if polars is not None:
-        if isinstance(obj, polars.DataFrame):
-            return "polars"
-        if isinstance(obj, polars.LazyFrame):
-            return "lazy"
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(obj, pandas.DataFrame):
+    if is_instance(obj, "polars", "DataFrame"):
+        return "polars"
+    if is_instance(obj, "polars", "LazyFrame"):
+        return "lazy"
+    if is_instance(obj, "pandas", "DataFrame"):
         return "pandas"
     if isinstance(obj, pa.Table):
         return "arrow"

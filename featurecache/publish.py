@@ -31,7 +31,12 @@ from featurecache.catalog.records import (
     LineageEdge,
     ReturnKind,
 )
-from featurecache.errors import ArtifactCorruptError
+from featurecache.errors import (
+    ArtifactBeingSweptError,
+    ArtifactCorruptError,
+    CatalogError,
+    StoreError,
+)
 from featurecache.hooks import CallListener, resolved_event, upstream_of
 
 if TYPE_CHECKING:
@@ -45,6 +50,21 @@ if TYPE_CHECKING:
     from featurecache.usage import SessionStats
 
 log = logging.getLogger("featurecache")
+
+
+# What has been warned about in this process (``warn_once``): a backend that cannot be written
+# (a read-only mount or credentials, a full disk) is reported once, not at every call.
+_WARNED: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(topic: str, message: str, *args: object) -> None:
+    """Log ``message`` as a warning the first time ``topic`` comes up in this process, at debug
+    level after that."""
+    with _warned_lock:
+        first = topic not in _WARNED
+        _WARNED.add(topic)
+    log.log(logging.WARNING if first else logging.DEBUG, message, *args)
 
 
 class Lease(Protocol):
@@ -107,9 +127,33 @@ class Publisher:
     def publish(self, job: PublishJob) -> Hit:
         """Store the artifact durably, then commit the catalog row; release the lease either
         way. Returns the winning hit (another process's, when it committed first)."""
+        try:
+            hit, edges = self._store_then_commit(job)
+            self._session.add("miss", job.compute_seconds, job.feature)
+            self._report(job, hit, edges)
+            try:
+                self._catalog.record_event(
+                    "miss",
+                    key_id=job.key.key_id,
+                    feature=job.feature,
+                    artifact_id=hit.artifact.artifact_id,
+                    duration_seconds=time.perf_counter() - job.started,
+                    compute_seconds=job.compute_seconds,
+                )
+            except CatalogError as exc:  # the row is in: a lost statistic, not a lost result
+                warn_once("usage", "featurecache: could not record usage events: %s", exc)
+            return hit
+        finally:
+            job.lease.release()
+
+    def _store_then_commit(self, job: PublishJob) -> tuple[Hit, list[LineageEdge]]:
+        """The file made durable, then the catalog row. A row a GC sweep has claimed (its file
+        is being deleted right now) is not revived: wait until the sweep has purged it, then
+        store the file anew, within ``remote_timeout_seconds``."""
         from featurecache.frames import describe_schema
 
-        try:
+        deadline = time.monotonic() + self._settings.remote_timeout_seconds
+        while True:
             stored = self._store.publish(job.artifact_id, functools.partial(self._write, job))
             job.lease.check()  # an owner that lost its lease must not publish
             code = job.key.code
@@ -138,20 +182,27 @@ class Publisher:
                 source=code.source,
                 components=code.components,
             )
-            hit = self._catalog.publish(entry, artifact, edges, record)
-            self._session.add("miss", job.compute_seconds, job.feature)
-            self._report(job, hit, edges)
-            self._catalog.record_event(
-                "miss",
-                key_id=job.key.key_id,
-                feature=job.feature,
-                artifact_id=hit.artifact.artifact_id,
-                duration_seconds=time.perf_counter() - job.started,
-                compute_seconds=job.compute_seconds,
-            )
-            return hit
-        finally:
-            job.lease.release()
+            try:
+                return self._catalog.publish(entry, artifact, edges, record), edges
+            except ArtifactBeingSweptError:
+                if not self._wait_for_sweep(job.artifact_id, deadline):
+                    raise StoreError(
+                        f"artifact {job.artifact_id} of {job.feature} stayed claimed by a "
+                        "garbage collection; not stored"
+                    ) from None
+
+    def _wait_for_sweep(self, artifact_id: str, deadline: float) -> bool:
+        """Wait until no sweep claims ``artifact_id`` (its row purged or handed back)."""
+        from featurecache.catalog.maintenance import SWEEP_CLAIM
+
+        delay = 0.02
+        while time.monotonic() < deadline:
+            states = self._catalog.artifact_states([artifact_id])
+            if not states or states[0].deleted_at != SWEEP_CLAIM:
+                return True
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 2, 0.5)
+        return False
 
     def _edges(self, job: PublishJob) -> list[LineageEdge]:
         edges = []
@@ -219,6 +270,16 @@ class Publisher:
     def _run(self, job: PublishJob) -> None:
         try:
             self.publish(job)
+        except (StoreError, CatalogError) as exc:
+            # A full disk or a read-only store would otherwise warn at every miss.
+            warn_once(
+                "store" if isinstance(exc, StoreError) else "catalog",
+                "featurecache: could not publish %s (%s); results are computed and returned "
+                "but not cached while this lasts",
+                job.feature,
+                exc,
+            )
+            raise
         except Exception as exc:
             log.warning(
                 "featurecache: could not publish %s (key %s): %s; it will be recomputed next time",

@@ -49,6 +49,8 @@ class Settings:
     background_publish: bool = True
     # Deadline of each remote operation on the S3 store and of connecting to PostgreSQL.
     remote_timeout_seconds: float = DEFAULT_REMOTE_TIMEOUT_SECONDS
+    # A consumer that never writes: hits are served, misses computed and not stored, no leases.
+    read_only: bool = False
     # MLflow lineage: on when a tracking URI is known.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "featurecache"
@@ -121,6 +123,7 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "ALLOW_UNCONDITIONAL_STORE": ("allow_unconditional_store", _parse_bool),
     "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
     "REMOTE_TIMEOUT": ("remote_timeout_seconds", _parse_float),
+    "READ_ONLY": ("read_only", _parse_bool),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
 }

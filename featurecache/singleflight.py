@@ -28,13 +28,13 @@ import os
 import random
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from featurecache.background import process_gone
 from featurecache.catalog.records import Hit, LeaseRecord
 from featurecache.errors import FeatureCacheError, LeaseLostError, WaitTimeoutError
 
@@ -80,34 +80,11 @@ def owner_is_dead(owner: str) -> bool:
     namespace would see each other's live owners as dead: the taken owner then finds at its
     next heartbeat that it lost the lease and does not publish (work is duplicated, results
     stay correct)."""
-    if sys.platform == "win32":
-        return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
-    pid = int(pid_text)
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists, but we may not signal it
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """Linux: the process has exited and waits to be reaped (``os.kill`` still finds it)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat_file:
-            stat = stat_file.read()
-    except OSError:
-        return False
-    # "pid (command) state ...": the command may itself contain ") ".
-    end = stat.rfind(b")")
-    return end != -1 and stat[end + 2 : end + 3] == b"Z"
+    return process_gone(int(pid_text))
 
 
 def _check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:

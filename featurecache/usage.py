@@ -57,10 +57,21 @@ class SessionStats:
 class UsageRecorder:
     """Writes usage events to the catalog in batches, from one daemon thread."""
 
-    def __init__(self, catalog: Catalog, interval: float = 0.2, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        interval: float = 0.2,
+        max_pending: int = 100_000,
+        *,
+        give_up_on_failure: bool = False,
+    ) -> None:
         self._catalog = catalog
         self._interval = interval
         self._max_pending = max_pending
+        # A read-only cache (``read_only``): a catalog that refuses a batch is taken to be
+        # read-only too, and no more events are queued or written in this process.
+        self._give_up_on_failure = give_up_on_failure
+        self._disabled = False
         self._reset()
 
     def _reset(self) -> None:
@@ -72,6 +83,8 @@ class UsageRecorder:
         self._write_lock = threading.Lock()
 
     def add(self, event: UsageEvent) -> None:
+        if self._disabled:
+            return
         with self._cond:
             if self._closed:
                 self._write([event], final=True)
@@ -114,6 +127,17 @@ class UsageRecorder:
         try:
             self._catalog.record_events(batch)
         except Exception as exc:  # noqa: BLE001 - usage statistics never fail a feature call
+            if self._give_up_on_failure:
+                if not self._disabled:
+                    self._disabled = True
+                    log.warning(
+                        "featurecache: the catalog does not accept usage events (%s); this "
+                        "read-only cache stops recording them",
+                        exc,
+                    )
+                with self._cond:
+                    self._pending.clear()
+                return
             if final:
                 log.warning(
                     "featurecache: could not record %d usage events: %s; last-use times of "

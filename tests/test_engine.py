@@ -1,11 +1,39 @@
-"""Engine bookkeeping that must stay bounded in long-running processes."""
+"""The engine: bookkeeping that stays bounded in long-running processes, and calls that
+degrade to computing (never to a wrong value or an error) when a backend fails."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from featurecache import FeatureCache
+import polars as pl
+import pytest
+
+from featurecache import Feature, FeatureCache
 from featurecache import engine as engine_module
+from featurecache.catalog.records import Hit
+from featurecache.errors import CatalogError, StoreError
+
+THREE = pl.DataFrame({"x": [0, 1, 2]})
+
+
+def _numbers(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"x": list(range(n))})
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Iterator[tuple[FeatureCache, Feature[[int], pl.DataFrame], Hit]]:
+    """A cache holding ``_numbers(3)``, with its feature and its catalog row."""
+    fc = FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a")
+    feature = fc.cached_feature(_numbers)
+    try:
+        feature(3)
+        fc.engine.flush()
+        hit = fc.engine.catalog.lookup(fc.engine.key_for(feature, (3,), {})[0].key_id)
+        assert hit is not None
+        yield fc, feature, hit
+    finally:
+        fc.close()
 
 
 def test_seen_artifacts_keep_the_most_recent_and_stay_bounded(tmp_path: Path, monkeypatch) -> None:
@@ -20,39 +48,80 @@ def test_seen_artifacts_keep_the_most_recent_and_stay_bounded(tmp_path: Path, mo
         fc.close()
 
 
-def test_a_store_that_cannot_be_read_degrades_to_computing(tmp_path: Path) -> None:
+def test_a_store_that_cannot_be_read_degrades_to_computing(
+    stored: tuple[FeatureCache, Feature[[int], pl.DataFrame], Hit],
+) -> None:
     # An unreachable or timed-out store is not a corrupt artifact: the call computes, the
     # artifact stays recorded for when the store answers again.
-    import polars as pl
-    import pytest
+    fc, feature, hit = stored
 
-    from featurecache.errors import StoreError
+    def unreachable(artifact_id: str) -> memoryview:
+        raise StoreError(f"{artifact_id}: the endpoint did not answer in time")
 
-    fc = FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fc.engine.store, "local_path", lambda artifact_id: None)
+        patch.setattr(fc.engine.store, "read_bytes", unreachable)
+        again = feature(3)
+    fc.engine.flush()
+    assert again.equals(THREE)
+    session = fc.engine.session
+    assert (session.misses, session.hits) == (2, 0)  # computed, not served
+    assert fc.engine.catalog.lookup(hit.entry.key_id) is not None
+    assert fc.engine.store.exists(hit.artifact.artifact_id)
+    assert feature(3).equals(THREE)  # readable again: a hit
+    assert (session.misses, session.hits) == (2, 1)
 
+
+def test_a_damaged_artifact_in_a_cache_that_cannot_be_written_is_never_served(
+    stored: tuple[FeatureCache, Feature[[int], pl.DataFrame], Hit],
+) -> None:
+    # A read-only consumer cannot quarantine the file nor forget its row: it must still not
+    # serve it, and not fail either.
+    fc, feature, hit = stored
+    path = fc.engine.store.local_path(hit.artifact.artifact_id)
+    assert path is not None
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise StoreError("read-only store")
+
+    def refuse_catalog(*args: object, **kwargs: object) -> None:
+        raise CatalogError("attempt to write a readonly database")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fc.engine.store, "quarantine", refuse)
+        patch.setattr(fc.engine.catalog, "forget_artifact", refuse_catalog)
+        patch.setattr(fc.engine.store, "publish", refuse)
+        assert feature(3).equals(THREE)
+
+
+def test_a_lazy_feature_returns_a_lazyframe_even_when_its_artifact_vanished_at_once(
+    tmp_path: Path,
+) -> None:
+    # GC deletes the artifact between the commit and the scan the lazy result is made of.
+    fc = FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a", background_publish=False
+    )
+
+    @fc.cached_feature(lazy=True)
     def numbers(n: int) -> pl.DataFrame:
         return pl.DataFrame({"x": list(range(n))})
 
-    feature = fc.cached_feature(numbers)
+    real = fc.engine.publisher.publish
+
+    def publish_then_collect_garbage(job: object) -> object:
+        hit = real(job)  # type: ignore[arg-type]
+        for path in (tmp_path / "a").rglob("*.parquet"):
+            path.unlink()
+        return hit
+
     try:
-        feature(3)
-        fc.engine.flush()
-        key_id = fc.engine.key_for(feature, (3,), {})[0].key_id
-
-        def unreachable(artifact_id: str) -> memoryview:
-            raise StoreError(f"{artifact_id}: the endpoint did not answer in time")
-
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(fc.engine.store, "local_path", lambda artifact_id: None)
-            patch.setattr(fc.engine.store, "read_bytes", unreachable)
-            again = feature(3)
-        fc.engine.flush()
-        assert again.equals(pl.DataFrame({"x": [0, 1, 2]}))
-        session = fc.engine.session
-        assert (session.misses, session.hits) == (2, 0)  # computed, not served
-        hit = fc.engine.catalog.lookup(key_id)
-        assert hit is not None and fc.engine.store.exists(hit.artifact.artifact_id)
-        assert feature(3).equals(pl.DataFrame({"x": [0, 1, 2]}))  # readable again: a hit
-        assert (session.misses, session.hits) == (2, 1)
+        fc.engine.publisher.publish = publish_then_collect_garbage  # type: ignore[method-assign]
+        result = numbers(3)
+        assert isinstance(result, pl.LazyFrame)
+        assert result.collect().equals(THREE)
     finally:
         fc.close()

@@ -275,3 +275,25 @@ def test_describe_schema() -> None:
         {"name": "a", "type": "int32", "nullable": False},
         {"name": "t", "type": "timestamp[ms, tz=UTC]", "nullable": True},
     ]
+
+
+def test_a_half_imported_pandas_does_not_break_recognising_frames(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Another thread may be importing pandas (pyarrow does so lazily) while a call computes
+    # its key: sys.modules then holds a module with no DataFrame yet. No pandas object can
+    # exist before the import ends, so the frame is simply not a pandas one.
+    import sys
+    import types
+
+    from featurecache.fingerprint.files import FileFingerprinter
+    from featurecache.fingerprint.inputs import fingerprint_input
+    from featurecache.frames import frame_kind
+
+    monkeypatch.setitem(sys.modules, "pandas", types.ModuleType("pandas"))
+    frame = pl.DataFrame({"x": [1, 2]})
+    assert frame_kind(frame) == "polars"
+    assert frame_kind(pa.table({"x": [1]})) == "arrow"
+    files = FileFingerprinter(tmp_path / "state")
+    assert fingerprint_input("s", pl.Series("x", [1, 2]), files=files).kind != "value"
+    assert fingerprint_input("df", frame, files=files).kind == "polars"

@@ -204,6 +204,40 @@ def not_a_database(error: BaseException, url: str | URL) -> CatalogError | None:
     )
 
 
+def unwritable_sqlite_fallback(error: BaseException, url: str | URL) -> str | None:
+    """For a SQLite catalog file that cannot even be opened because nothing can be written
+    next to it (a full disk, a read-only folder: WAL mode must create its ``-shm`` file just to
+    read), the URL of the same file opened read-only and immutable; None for any other error.
+
+    Immutable means SQLite takes no locks and ignores the WAL: the catalog is read as of its
+    last checkpoint. That can only make a key miss or point at an artifact that is gone (both
+    recompute); it can never serve wrong data, since every hit verifies the artifact's bytes."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(getattr(cause, "orig", cause), sqlite3.Error):
+        cause = cause.__cause__  # a CatalogError raised from the driver's error
+    orig = getattr(cause, "orig", cause)
+    if not isinstance(orig, sqlite3.OperationalError):
+        return None
+    code = getattr(orig, "sqlite_errorcode", None)
+    unwritable = {
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+    # sqlite_errorcode is the extended code (SQLITE_IOERR_SHMSIZE…): its low byte is the primary.
+    if (code is None or code & 0xFF not in unwritable) and "disk" not in str(orig):
+        return None
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().resolve()
+    if not path.is_file():
+        return None
+    return f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether rerunning the whole transaction may succeed."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:

@@ -28,6 +28,7 @@ from featurecache.catalog.database import (
     run_read,
     run_write,
     safe_url,
+    unwritable_sqlite_fallback,
 )
 from featurecache.catalog.maintenance import ArtifactState, DeletePolicy, MarkOutcome
 from featurecache.catalog.migrate import ensure_schema
@@ -64,6 +65,9 @@ class Catalog:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
+        # Opened read-only because nothing could be written next to it (``open``): callers
+        # take no leases and record nothing.
+        self.read_only = False
 
     @classmethod
     def open(
@@ -90,6 +94,16 @@ class Catalog:
             engine.dispose()
             if (damaged := not_a_database(error, engine.url)) is not None:
                 raise damaged from error
+            if (read_only := unwritable_sqlite_fallback(error, engine.url)) is not None:
+                log.warning(
+                    "featurecache: the catalog %s cannot be opened for writing (%s); reading it "
+                    "as of its last checkpoint, nothing is recorded until it can",
+                    safe_url(engine.url),
+                    getattr(error, "orig", error),
+                )
+                catalog = cls.open(read_only, migrations=migrations)
+                catalog.read_only = True
+                return catalog
             raise
         return cls(engine, url)
 
@@ -349,6 +363,21 @@ class Catalog:
             self.engine,
             lambda conn: maintenance.tombstoned(conn, min_age_seconds),
             what="tombstoned",
+        )
+
+    def claim_for_sweep(self, ids: Sequence[str]) -> list[str]:
+        """Claim the still-tombstoned ones of ``ids`` for deletion (``maintenance``)."""
+        return run_write(
+            self.engine,
+            lambda conn: maintenance.claim_for_sweep(conn, ids),
+            what="claiming artifacts for a sweep",
+        )
+
+    def release_sweep_claims(self, ids: Sequence[str]) -> None:
+        run_write(
+            self.engine,
+            lambda conn: maintenance.release_sweep_claims(conn, ids),
+            what="releasing sweep claims",
         )
 
     def still_tombstoned(self, ids: Sequence[str]) -> list[str]:

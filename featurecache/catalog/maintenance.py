@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import CursorResult, and_, delete, exists, select, update
@@ -170,6 +170,42 @@ def tombstoned(conn: Connection, min_age_seconds: float) -> list[str]:
             )
             .order_by(Artifact.artifact_id)
         )
+    )
+
+
+# ``deleted_at`` of a row whose file a sweep is deleting right now: a publish must not revive
+# it (the row would be live while its file goes). The epoch sorts before every real tombstone,
+# so a sweep that died holding claims leaves rows the next sweep takes again.
+SWEEP_CLAIM = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def claim_for_sweep(conn: Connection, ids: Sequence[str]) -> list[str]:
+    """Claim those of ``ids`` that are still tombstoned (not revived by a publish, not purged)
+    for deletion, in the caller's write transaction: from its commit on, no publish revives
+    them until the sweep purges them (or hands back the ones it could not delete)."""
+    claimed = list(
+        conn.scalars(
+            select(Artifact.artifact_id)
+            .where(Artifact.artifact_id.in_(ids), Artifact.deleted_at.is_not(None))
+            .order_by(Artifact.artifact_id)
+            .with_for_update()
+        )
+    )
+    if claimed:
+        conn.execute(
+            update(Artifact)
+            .where(Artifact.artifact_id.in_(claimed), Artifact.deleted_at.is_not(None))
+            .values(deleted_at=SWEEP_CLAIM)
+        )
+    return claimed
+
+
+def release_sweep_claims(conn: Connection, ids: Sequence[str]) -> None:
+    """Files the sweep could not delete: plain tombstones again (a publish may revive them)."""
+    conn.execute(
+        update(Artifact)
+        .where(Artifact.artifact_id.in_(ids), Artifact.deleted_at == SWEEP_CLAIM)
+        .values(deleted_at=utc_now())
     )
 
 

@@ -11,10 +11,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, delete, exists, insert, select, update
+from sqlalchemy import CursorResult, and_, bindparam, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.clock import utc_now
+from featurecache.catalog.maintenance import SWEEP_CLAIM
 from featurecache.catalog.models import (
     Artifact,
     ArtifactInput,
@@ -34,7 +35,7 @@ from featurecache.catalog.records import (
     LineageEdge,
 )
 from featurecache.catalog.upsert import insert_if_absent, insert_or_update_where
-from featurecache.errors import ArtifactNotFoundError, CatalogError
+from featurecache.errors import ArtifactBeingSweptError, ArtifactNotFoundError, CatalogError
 
 # What a republished artifact overwrites in its tombstoned row when it comes back.
 _REVIVED = ("uri", "rows", "columns", "schema", "size_bytes", "file_hash", "compute_seconds")
@@ -142,14 +143,16 @@ def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
 
 
 def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
-    """Insert the artifact row if absent; revive a tombstoned row with the new file's data."""
+    """Insert the artifact row if absent; revive a tombstoned row with the new file's data,
+    unless a sweep has claimed it (its file is being deleted): then ``ArtifactBeingSweptError``
+    rolls the whole publish back."""
     conn.execute(
         insert_or_update_where(
             conn,
             Artifact,
             ["artifact_id"],
             update=_REVIVED,
-            where=Artifact.deleted_at.is_not(None),
+            where=and_(Artifact.deleted_at.is_not(None), Artifact.deleted_at != SWEEP_CLAIM),
             extra={"deleted_at": None, "created_at": utc_now(), "last_used_at": utc_now()},
         ).values(
             artifact_id=artifact.artifact_id,
@@ -167,6 +170,13 @@ def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
             deleted_at=None,
         )
     )
+    claimed = conn.scalar(
+        select(Artifact.artifact_id).where(
+            Artifact.artifact_id == artifact.artifact_id, Artifact.deleted_at == SWEEP_CLAIM
+        )
+    )
+    if claimed is not None:
+        raise ArtifactBeingSweptError(artifact.artifact_id)
 
 
 def record_events(conn: Connection, events: Sequence[UsageEvent]) -> None:

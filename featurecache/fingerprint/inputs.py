@@ -21,7 +21,6 @@ cache key must include the kind as well as the fingerprint.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +42,13 @@ from featurecache.fingerprint.values import (
     value_digest,
     value_summary,
 )
-from featurecache.frames import FrameConversionError, frame_kind, frame_to_arrow, type_name
+from featurecache.frames import (
+    FrameConversionError,
+    frame_kind,
+    frame_to_arrow,
+    is_instance,
+    type_name,
+)
 from featurecache.hashing import HASH_ALGO, UnencodableValueError, canonical_encode, hash_struct
 
 SUPPORTED_INPUTS = (
@@ -158,16 +163,11 @@ def _carried(argument: str, value: Any, artifact_id: str) -> InputFingerprint:
 
 def _special(value: object) -> Callable[[str, str, Any], InputFingerprint] | None:
     """Handlers for the non-frame third-party types, found without importing anything."""
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None and isinstance(
-        value, pyarrow.RecordBatch | pyarrow.Array | pyarrow.ChunkedArray
+    if any(
+        is_instance(value, "pyarrow", name) for name in ("RecordBatch", "Array", "ChunkedArray")
     ):
         return _arrow_other
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(value, pandas.Series):
-        return _series
-    polars = sys.modules.get("polars")
-    if polars is not None and isinstance(value, polars.Series):
+    if is_instance(value, "pandas", "Series") or is_instance(value, "polars", "Series"):
         return _series
     if is_numpy(value):
         return _numpy

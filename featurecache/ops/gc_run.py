@@ -9,8 +9,11 @@
    transaction, so from then on readers miss and recompute instead of loading them.
 3. **Sweep**: delete the files of what was just marked, plus tombstones older than the grace
    period that an earlier run (or a reader that found a file lost) left behind, then purge
-   their rows. Only rows still tombstoned are swept: a concurrent publish may have revived
-   one. A reader that read a row before it was marked and finds the file gone recomputes.
+   their rows. Each batch is first *claimed* (``claim_for_sweep``): only rows still
+   tombstoned are taken (a concurrent publish may have revived one), and from the claim to
+   the purge no publish revives them; a publish that finds its row claimed waits for the
+   purge and stores the file anew. So no row is ever live while its file is being deleted.
+   A reader that read a row before it was marked and finds the file gone recomputes.
 
 A row whose artifact id is malformed (not 32 lowercase hex: hand-edited or corrupted; no store
 can hold its file) is left out of the plan and the sweep and reported in ``invalid_ids``;
@@ -138,6 +141,7 @@ def collect_garbage(
     just_marked = set(marked)
     to_sweep = marked + [artifact_id for artifact_id in leftovers if artifact_id not in just_marked]
     swept = sweep(catalog, store, to_sweep, progress)
+    sweep_stale_holds(store)
     return GcResult(
         plan=plan,
         dry_run=False,
@@ -166,15 +170,34 @@ def sweep(
     failures: dict[str, str] = {}
     for batch in chunks(artifact_ids, SWEEP_CHUNK):
         gone: list[str] = []
-        for artifact_id in catalog.still_tombstoned(batch):
+        # Claimed first: from here until the purge no publish revives these rows, so none
+        # is ever live while its file is being deleted (a publish waits and stores anew).
+        claimed = catalog.claim_for_sweep(batch)
+        kept: list[str] = []
+        for artifact_id in claimed:
             try:
                 removed += store.delete(artifact_id)
             except (StoreError, InvalidArtifactIdError) as error:
                 failures[artifact_id] = str(error)
+                kept.append(artifact_id)
                 continue
             gone.append(artifact_id)
         if gone:
             catalog.purge(gone)
             purged.extend(gone)
+        if kept:
+            catalog.release_sweep_claims(kept)
         progress.advance(len(batch))
     return SweepOutcome(tuple(purged), removed, failures)
+
+
+def sweep_stale_holds(store: ArtifactStore) -> int:
+    """Remove the holds (files lazy results scan, ``store.local.hold_file``) of processes on
+    this host that died without removing them; stores without holds have nothing to sweep."""
+    sweep_holds = getattr(store, "sweep_holds", None)
+    if sweep_holds is None:
+        return 0
+    try:
+        return int(sweep_holds())
+    except OSError:
+        return 0  # best effort: they are swept by the next run

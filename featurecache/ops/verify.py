@@ -37,7 +37,7 @@ from featurecache.catalog.queries import is_artifact_id
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
 from featurecache.ops.gc_plan import DEFAULT_GRACE
-from featurecache.ops.gc_run import sweep
+from featurecache.ops.gc_run import sweep, sweep_stale_holds
 from featurecache.ops.progress import NoProgress, Progress
 from featurecache.store.base import StoredObject
 from featurecache.store.layout import ARTIFACT_SUFFIX, SPOOL_PREFIX
@@ -158,6 +158,7 @@ def verify_cache(
 
     if repair:
         problems = _repair(catalog, store, problems, {obj.name: obj for obj in temps}, progress)
+        sweep_stale_holds(store)  # holds of dead processes on this host (store.local)
     order = {kind: rank for rank, kind in enumerate(KINDS)}
     problems.sort(key=lambda f: (order[f.kind], f.subject))
     pending.sort(key=lambda f: (order[f.kind], f.subject))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from featurecache.errors import ConfigError, InvalidS3UrlError
+from featurecache.errors import ConfigError, InvalidS3UrlError, StoreCapabilityError, StoreError
 from featurecache.settings import Settings
 from featurecache.store.base import ArtifactStore
 from featurecache.store.layout import SPOOL_DIR
@@ -39,6 +39,23 @@ def open_store(url: str, settings: Settings, *, check: bool = True) -> ArtifactS
     if check:
         store.check_capabilities()
     return store
+
+
+def check_for_cache(store: ArtifactStore, settings: Settings) -> StoreError | None:
+    """``open_store``'s capability check as a cache needs it: a store that cannot be written
+    (a read-only mount, read-only S3 credentials) is not refused but returned as the problem,
+    and the cache then serves hits and computes misses without storing them. An S3 endpoint
+    without conditional writes is still refused (``StoreCapabilityError``). A ``read_only``
+    cache writes nothing, so it probes nothing."""
+    if settings.read_only:
+        return None
+    try:
+        store.check_capabilities()
+    except StoreCapabilityError:
+        raise
+    except StoreError as exc:
+        return exc
+    return None
 
 
 def _open_local(path: Path, settings: Settings) -> ArtifactStore:

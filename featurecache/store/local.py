@@ -19,17 +19,22 @@ be judged and the existing file wins.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import json
 import logging
 import mmap
 import os
+import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from featurecache.background import process_gone
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
 from featurecache.store.base import ScanTarget, StoredFile, StoredObject
@@ -89,7 +94,17 @@ class LocalStore:
         shard = final.parent
         tmp = self._new_temp(shard)
         try:
-            write(tmp)  # the caller's errors propagate unchanged; the temp file goes below
+            try:
+                write(tmp)  # the caller's other errors propagate unchanged
+            except StoreError:
+                raise
+            except Exception as exc:
+                # Writing into the store failed (a full disk, a read-only mount): a store
+                # failure, which callers degrade on, not the caller's own error. Writers do not
+                # all raise OSError for it (polars raises a ComputeError naming os error 28).
+                if not isinstance(exc, OSError) and not _out_of_space(exc, shard):
+                    raise
+                raise StoreError(f"writing {artifact_id} in {self.root} failed: {exc}") from exc
             try:
                 size, file_hash = _seal(tmp)
                 return self._put_in_place(artifact_id, tmp, final, size, file_hash)
@@ -209,6 +224,25 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
+    def hold(self, artifact_id: str) -> Path:
+        """A name for the artifact's file that GC cannot take away from this process (see
+        ``hold_file``)."""
+        return hold_file(self._path(artifact_id), artifact_id)
+
+    def sweep_holds(self) -> int:
+        """Remove the holds folders of processes on this host that no longer exist (killed
+        before their exit hook ran); the number removed. Holds of live processes, and of other
+        hosts (whose processes cannot be checked), are kept."""
+        removed = 0
+        host = socket.gethostname()
+        for entry in _sorted_entries(self.root / HOLDS_DIR):
+            owner_host, _, pid_text = entry.name.rpartition("-")
+            if owner_host != host or not pid_text.isdigit() or not process_gone(int(pid_text)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += not os.path.lexists(entry.path)
+        return removed
+
     # -- remove -----------------------------------------------------------------------------
 
     def delete(self, artifact_id: str) -> bool:
@@ -311,6 +345,79 @@ class LocalStore:
             ) from exc
 
 
+# -- holds: files a lazy result still scans ----------------------------------------------------
+
+# A lazy hit hands out a scan that opens its file only at ``.collect()``; GC may delete the
+# artifact before then. So the scan reads a hold instead: a hard link to the verified file in
+# ``<root>/.holds/<hostname>-<pid>/<artifact_id>-<inode>.hold``. Deleting the artifact's name
+# leaves the inode alive under the hold. Holds are neither artifacts nor temp files (a dot
+# folder, not a shard; no ``.parquet`` suffix), are removed when the process exits, and those of
+# processes that died without exiting are swept by ``sweep_holds`` (gc, verify --repair).
+HOLDS_DIR = ".holds"
+HOLD_SUFFIX = ".hold"
+
+_holds_lock = threading.Lock()
+_hold_folders: dict[Path, int] = {}  # holds folders created, with the pid that owns each
+_release_registered = False
+
+
+def hold_file(path: Path, artifact_id: str) -> Path:
+    """A hard link to ``path`` (an artifact of a local store) in this process's holds folder,
+    reused while it is still the same file; ``path`` itself where hard links cannot be made
+    (no support, a read-only store). ``FileNotFoundError`` when ``path`` is gone."""
+    folder = path.parent.parent / HOLDS_DIR / f"{socket.gethostname()}-{os.getpid()}"
+    for _ in range(_VANISH_RETRIES):
+        target = os.stat(path)
+        hold = folder / f"{artifact_id}-{target.st_ino}{HOLD_SUFFIX}"
+        if _is_same(hold, target):
+            return hold
+        _unlink_quietly(hold)  # an old hold whose inode number was reused: not this file
+        try:
+            _remember_hold_folder(folder)
+            os.link(path, hold)
+        except FileExistsError:
+            continue  # another thread made it: check it again
+        except FileNotFoundError:
+            continue  # the artifact vanished (stat raises) or the folder was released
+        except OSError as exc:
+            log.debug("featurecache: cannot hold %s (%s): scanning it in place", path, exc)
+            return path
+        if _is_same(hold, target):
+            return hold
+        _unlink_quietly(hold)  # the artifact was replaced between stat and link: again
+    return path
+
+
+def _is_same(hold: Path, target: os.stat_result) -> bool:
+    try:
+        held = os.stat(hold)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (target.st_dev, target.st_ino)
+
+
+def _remember_hold_folder(folder: Path) -> None:
+    global _release_registered
+    folder.mkdir(parents=True, exist_ok=True)
+    with _holds_lock:
+        _hold_folders[folder] = os.getpid()
+        if not _release_registered:
+            atexit.register(release_holds)
+            _release_registered = True
+
+
+def release_holds() -> None:
+    """Remove this process's holds folders (at exit; scans handed out before no longer read
+    from a file GC may have deleted). A forked child never removes its parent's."""
+    pid = os.getpid()
+    with _holds_lock:
+        mine = [folder for folder, owner in _hold_folders.items() if owner == pid]
+        for folder in mine:
+            del _hold_folders[folder]
+    for folder in mine:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # -- file helpers ---------------------------------------------------------------------------
 
 
@@ -393,6 +500,20 @@ def _link_no_replace(tmp: Path, final: Path) -> bool:
         return False
     os.replace(tmp, final)
     return True
+
+
+_NO_SPACE_TEXT = ("no space left", "os error 28", "disk quota exceeded", "os error 122")
+
+
+def _out_of_space(exc: BaseException, folder: Path) -> bool:
+    """Whether a writer's failure (of any type) came from the file system being full."""
+    text = str(exc).lower()
+    if any(marker in text for marker in _NO_SPACE_TEXT):
+        return True
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _fsync_dir_quietly(folder: Path) -> None:
