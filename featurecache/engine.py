@@ -447,13 +447,14 @@ class CacheEngine:
             # correct (write-once artifact, first catalog row wins). A cache that does not
             # store (read-only) takes no lease either.
             return self._compute(call, NoLease())
+        # Per thread: threads of one process single-flight among themselves too.
+        owner = f"{self.owner}:{threading.get_ident()}"
         while True:
             try:
                 outcome = acquire_or_wait(
                     self.catalog,
                     call.key.key_id,
-                    # Per thread: threads of one process single-flight among themselves too.
-                    f"{self.owner}:{threading.get_ident()}",
+                    owner,
                     lease_seconds=self.settings.lease_seconds,
                     heartbeat_seconds=self.settings.heartbeat_seconds,
                     wait_timeout=self.settings.wait_timeout_seconds,
@@ -462,7 +463,11 @@ class CacheEngine:
                 )
             except CatalogError as exc:
                 # The catalog refuses the lease's write (read-only, a full disk): compute
-                # without one, as wait=False does.
+                # without one, as wait=False does. The write may have committed before the
+                # error reached us (a connection lost after COMMIT): give back whatever lease
+                # this thread may hold, or it would block the key until it expires.
+                with contextlib.suppress(CatalogError):
+                    self.catalog.release_lease(call.key.key_id, owner)
                 warn_once(
                     "catalog",
                     "featurecache: the catalog cannot be written (%s): computing %s without "

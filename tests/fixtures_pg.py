@@ -25,10 +25,13 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from featurecache.catalog import Catalog
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -172,3 +175,15 @@ def any_clean_catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str
         return f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}"
     url: str = request.getfixturevalue("pg_clean_catalog_url")
     return url
+
+
+@pytest.fixture
+def catalog(any_clean_catalog_url: str) -> Iterator[Catalog]:
+    """An open catalog at head on each backend (a module may define its own ``catalog``)."""
+    from featurecache.catalog import Catalog
+
+    opened = Catalog.open(any_clean_catalog_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

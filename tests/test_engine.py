@@ -125,3 +125,27 @@ def test_a_lazy_feature_returns_a_lazyframe_even_when_its_artifact_vanished_at_o
         assert result.collect().equals(THREE)
     finally:
         fc.close()
+
+
+def test_a_lease_whose_acquire_errs_after_committing_is_given_back(tmp_path: Path) -> None:
+    # A connection lost after COMMIT: the catalog holds our lease, the call saw an error and
+    # computes without one. The lease must not outlive the call (it would block the key for
+    # every other process until it expired).
+    fc = FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a")
+    feature = fc.cached_feature(_numbers)
+    try:
+        catalog = fc.engine.catalog
+        real_acquire = catalog.try_acquire_lease
+
+        def acquire_then_lose_the_answer(key_id: str, owner: str, seconds: float) -> bool:
+            real_acquire(key_id, owner, seconds)
+            raise CatalogError("acquiring a lease failed: server closed the connection")
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(catalog, "try_acquire_lease", acquire_then_lose_the_answer)
+            assert feature(3).equals(THREE)
+        fc.engine.flush()
+        key_id = fc.engine.key_for(feature, (3,), {})[0].key_id
+        assert catalog.get_lease(key_id) is None
+    finally:
+        fc.close()

@@ -20,15 +20,6 @@ from tests.catalog.factories import key_id
 KEY = key_id("lease release")
 
 
-@pytest.fixture
-def catalog(any_clean_catalog_url: str) -> Iterator[Catalog]:
-    opened = Catalog.open(any_clean_catalog_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def acquire(
     catalog: Catalog,
     poll: Callable[[], Hit | None],

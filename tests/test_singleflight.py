@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import update
@@ -25,15 +24,6 @@ from tests.catalog.factories import artifact_id, key_id, publication
 
 CTX = multiprocessing.get_context("fork")
 KEY = key_id("single-flight")
-
-
-@pytest.fixture
-def catalog(any_clean_catalog_url: str) -> Iterator[Catalog]:
-    opened = Catalog.open(any_clean_catalog_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def eventually(condition: object, limit: float = 10.0) -> None:

@@ -224,11 +224,6 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
-    def hold(self, artifact_id: str) -> Path:
-        """A name for the artifact's file that GC cannot take away from this process (see
-        ``hold_file``)."""
-        return hold_file(self._path(artifact_id), artifact_id)
-
     def sweep_holds(self) -> int:
         """Remove the holds folders of processes on this host that no longer exist (killed
         before their exit hook ran); the number removed. Holds of live processes, and of other
