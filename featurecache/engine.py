@@ -67,6 +67,22 @@ log = logging.getLogger("featurecache")
 _SEEN_LIMIT = 100_000
 
 
+class _ReleaseLeasesAtExit:
+    """The exit hook of an engine's leases (``background.register``): pending publishes first
+    (they release their own leases), then whatever this process still holds."""
+
+    def __init__(self, engine: CacheEngine) -> None:
+        self._engine = engine
+
+    def close(self) -> None:
+        if self._engine.stores:
+            self._engine.publisher.flush()
+            self._engine.release_own_leases()
+
+    def forget_after_fork(self) -> None:
+        """A forked child opens its own engine, with its own owner id."""
+
+
 class FeatureSpec(Protocol):
     """What the engine needs of a decorated function (``feature.Feature`` provides it)."""
 
@@ -239,6 +255,10 @@ class CacheEngine:
             session=self.session,
             produced_by_cache=self._seen,
         )
+        # A process that exits normally holds no lease, whatever path took one (background's
+        # exit hook runs this after the pending publishes, which release their own).
+        self._exit_leases = _ReleaseLeasesAtExit(self)
+        background.register(self._exit_leases)
         # Every call hashes its function's code and its inputs, and every hit or miss goes
         # through Parquet I/O: import that machinery (about 0.1 s, mostly pyarrow.compute) with
         # the cache rather than inside the first call. ``import featurecache`` stays light.
@@ -302,10 +322,23 @@ class CacheEngine:
 
     def close(self) -> None:
         self.publisher.close()
+        self._exit_leases.close()
+        background.unregister(self._exit_leases)
         self.usage.close()
         for listener in self.listeners:
             listener.close()
         self.catalog.close()
+
+    def release_own_leases(self) -> None:
+        """Delete every lease this process's threads hold (none, normally: each call
+        releases its own); a catalog that cannot be written is left alone."""
+        try:
+            released = self.catalog.release_leases_of(f"{self.owner}:")
+        except CatalogError as exc:
+            log.debug("could not release this process's leases: %s", exc)
+            return
+        if released:
+            log.debug("released %d lease(s) this process still held at exit", released)
 
     # -- the call -----------------------------------------------------------------------
 

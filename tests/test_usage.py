@@ -124,3 +124,25 @@ def test_session_stats_stay_bounded() -> None:
     stats.add("miss", 2.0, "f")
     assert (stats.hits, stats.misses) == (10_000, 1)
     assert dict(stats.by_feature) == {("f", "hit"): 10_000, ("f", "miss"): 1}
+
+
+def test_a_process_that_exits_normally_holds_no_lease(tmp_path: Path) -> None:
+    # Whatever path took a lease and did not give it back, a normal exit gives it back: a
+    # lease left behind blocks the key for every other process until it expires.
+    project = Project.create(tmp_path / "proj")
+    project.write("feat.py", FEATURE)
+    project.run(
+        "import threading, featurecache\n"
+        "from feat import numbers\n"
+        "numbers(3)\n"
+        "engine = featurecache.default_cache().engine\n"
+        "owner = f'{engine.owner}:{threading.get_ident()}'\n"
+        "assert engine.catalog.try_acquire_lease('0' * 32, owner, 3600)\n"
+    )
+    leases = project.run_json(
+        "import json\nfrom featurecache.catalog import Catalog\n"
+        "from featurecache.settings import load_settings\n"
+        "c = Catalog.open(load_settings().catalog_url)\n"
+        "print(json.dumps({'lease': c.get_lease('0' * 32) is not None}))\n"
+    )
+    assert leases == {"lease": False}

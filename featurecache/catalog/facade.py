@@ -326,6 +326,14 @@ class Catalog:
             what="releasing a lease",
         )
 
+    def release_leases_of(self, owner_prefix: str) -> int:
+        """Give up every lease held by owners ``owner_prefix…`` (one process's threads)."""
+        return run_write(
+            self.engine,
+            lambda conn: leases.release_all(conn, owner_prefix),
+            what="releasing a process's leases",
+        )
+
     def get_lease(self, key_id: str) -> LeaseRecord | None:
         return run_read(self.engine, lambda conn: leases.get(conn, key_id), what="get_lease")
 

@@ -131,6 +131,13 @@ def release(conn: Connection, key_id: str, owner: str) -> None:
     conn.execute(delete(Lease).where(Lease.key_id == key_id, Lease.owner == owner))
 
 
+def release_all(conn: Connection, owner_prefix: str) -> int:
+    """Give up every lease whose owner starts with ``owner_prefix`` (all the threads of one
+    process: ``host:pid:token:``); how many went."""
+    pattern = owner_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _rowcount(conn.execute(delete(Lease).where(Lease.owner.like(pattern, escape="\\"))))
+
+
 def get(conn: Connection, key_id: str) -> LeaseRecord | None:
     row = conn.execute(_lease_select().where(Lease.key_id == key_id)).first()
     return None if row is None else _record(row)
