@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import SESSION, Project
-from tests.test_pool_durability import lease_rows, temp_files
+from tests.e2e import Project
+from tests.test_pool_durability import check_script, lease_rows, temp_files
 
 pytestmark = pytest.mark.slow  # starts a Dask cluster or a local Ray
 
@@ -82,15 +82,7 @@ if __name__ == "__main__":
     assert got == {ITEMS!r}, got
 """
 
-CHECK = (
-    SESSION
-    + f"""
-from feat import numbers
-for n in {ITEMS!r}:
-    numbers(n)
-print(json.dumps(_session()))
-"""
-)
+CHECK = check_script(ITEMS)
 
 # The module each cluster is imported as, and what is installed for it (the dev extra).
 PACKAGES = {"dask": ("distributed", "dask[distributed]"), "ray": ("ray", "ray")}

@@ -54,15 +54,21 @@ if __name__ == "__main__":
     assert [frame.height for frame in frames] == {ITEMS!r}
 """
 
-CHECK = (
-    SESSION
-    + f"""
+
+def check_script(items: list[int]) -> str:
+    """A fresh process calling ``numbers`` on ``items`` and printing its session counts."""
+    return (
+        SESSION
+        + f"""
 from feat import numbers
-for n in {ITEMS!r}:
+for n in {items!r}:
     numbers(n)
 print(json.dumps(_session()))
 """
-)
+    )
+
+
+CHECK = check_script(ITEMS)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
