@@ -45,6 +45,9 @@ class ResolvedFeature:
     schema: Sequence[Mapping[str, Any]]  # [{"name", "type", "nullable"}]
     kind: Literal["hit", "miss"]
     upstream: tuple[Upstream, ...] = ()  # misses: what the feature run consumed
+    # A composite result: its structure (``results.codec``) and its parts' artifact ids.
+    structure: Mapping[str, Any] | None = None
+    part_ids: tuple[str, ...] = ()
 
 
 class CallListener(Protocol):
@@ -130,6 +133,8 @@ def resolved_event(
         schema=artifact.schema,
         kind=kind,
         upstream=upstream,
+        structure=artifact.structure,
+        part_ids=tuple(part.artifact_id for part in hit.parts),
     )
 
 

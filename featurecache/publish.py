@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from featurecache.usage import SessionStats
 
 log = logging.getLogger("featurecache")
+# The uri of a composite artifact's row: it has no file of its own, only parts.
+COMPOSITE_URI = "composite:"
 
 
 # What has been warned about in this process (``warn_once``): a backend that cannot be written
@@ -82,7 +84,7 @@ class PublishJob:
     feature: str
     key: CacheKey  # carries the code identity the key was built from: the row records that one
     inputs: dict[str, InputFingerprint]
-    table: pa.Table
+    table: pa.Table | None  # None for a composite
     kind: ReturnKind
     artifact_id: str
     compute_seconds: float
@@ -95,6 +97,30 @@ class PublishJob:
     # until the publish ends, so the caller's writes to its frame copy first.
     snapshot: object = None
     background: bool = False
+    # A composite result (``results.codec``): ``table`` is unused, each part is stored as its
+    # own artifact and ``artifact_id`` is the composite's id. Always published synchronously.
+    composite: CompositeResult | None = None
+    # The files the body read (``fingerprint.observed_inputs.block_for``), recorded in the
+    # entry's components; an entry with them replaces whatever the key held (a stale entry).
+    observed: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CompositePart:
+    """One part of a composite result: a table stored as its own artifact, read back as
+    ``kind``."""
+
+    table: pa.Table
+    kind: ReturnKind
+    artifact_id: str
+
+
+@dataclass(frozen=True)
+class CompositeResult:
+    """A composite result ready to publish: its structure (with each part's kind) and parts."""
+
+    structure: dict[str, Any]
+    parts: tuple[CompositePart, ...]
 
 
 class Publisher:
@@ -154,26 +180,45 @@ class Publisher:
 
         deadline = time.monotonic() + self._settings.remote_timeout_seconds
         while True:
-            stored = self._store.publish(job.artifact_id, functools.partial(self._write, job))
+            parts: list[ArtifactRecord] = []
+            if job.table is not None:
+                stored = self._store.publish(job.artifact_id, functools.partial(self._write, job))
+                artifact = ArtifactRecord(
+                    artifact_id=job.artifact_id,
+                    uri=stored.uri,
+                    rows=job.table.num_rows,
+                    columns=job.table.num_columns,
+                    schema=describe_schema(job.table),
+                    size_bytes=stored.size_bytes,
+                    file_hash=stored.file_hash,
+                    compute_seconds=job.compute_seconds,
+                )
+            else:
+                # Every part durable first; the composite row commits with them.
+                assert job.composite is not None
+                parts = [self._store_part(job, part) for part in job.composite.parts]
+                artifact = ArtifactRecord(
+                    artifact_id=job.artifact_id,
+                    uri=COMPOSITE_URI + job.artifact_id,
+                    rows=0,
+                    columns=len(parts),
+                    schema=[],
+                    size_bytes=sum(part.size_bytes for part in parts),
+                    file_hash="",
+                    compute_seconds=job.compute_seconds,
+                    structure=job.composite.structure,
+                )
             job.lease.check()  # an owner that lost its lease must not publish
             code = job.key.code
-            artifact = ArtifactRecord(
-                artifact_id=job.artifact_id,
-                uri=stored.uri,
-                rows=job.table.num_rows,
-                columns=job.table.num_columns,
-                schema=describe_schema(job.table),
-                size_bytes=stored.size_bytes,
-                file_hash=stored.file_hash,
-                compute_seconds=job.compute_seconds,
-            )
             entry = EntryRecord(
                 key_id=job.key.key_id,
                 feature=job.feature,
                 code_digest=code.digest,
                 artifact_id=job.artifact_id,
                 return_kind=job.kind,
-                components=job.key.components,
+                components=job.key.components
+                if job.observed is None
+                else {**job.key.components, "observed": job.observed},
             )
             edges = self._edges(job)
             record = CodeVersionRecord(
@@ -183,13 +228,33 @@ class Publisher:
                 components=code.components,
             )
             try:
-                return self._catalog.publish(entry, artifact, edges, record), edges
-            except ArtifactBeingSweptError:
-                if not self._wait_for_sweep(job.artifact_id, deadline):
+                commit = self._catalog.publish if job.observed is None else self._catalog.replace
+                return commit(entry, artifact, edges, record, parts), edges
+            except ArtifactBeingSweptError as exc:
+                if not self._wait_for_sweep(exc.artifact_id, deadline):
                     raise StoreError(
                         f"artifact {job.artifact_id} of {job.feature} stayed claimed by a "
                         "garbage collection; not stored"
                     ) from None
+
+    def _store_part(self, job: PublishJob, part: CompositePart) -> ArtifactRecord:
+        from featurecache.frames import describe_schema
+        from featurecache.parquet import write_parquet
+
+        def write(path: Path) -> None:
+            write_parquet(part.table, path, self._settings, kind=part.kind)
+
+        stored = self._store.publish(part.artifact_id, write)
+        return ArtifactRecord(
+            artifact_id=part.artifact_id,
+            uri=stored.uri,
+            rows=part.table.num_rows,
+            columns=part.table.num_columns,
+            schema=describe_schema(part.table),
+            size_bytes=stored.size_bytes,
+            file_hash=stored.file_hash,
+            compute_seconds=job.compute_seconds,
+        )
 
     def _wait_for_sweep(self, artifact_id: str, deadline: float) -> bool:
         """Wait until no sweep claims ``artifact_id`` (its row purged or handed back)."""
@@ -237,6 +302,7 @@ class Publisher:
         from featurecache.fingerprint.arrow.content import fingerprint_table
         from featurecache.parquet import write_parquet
 
+        assert job.table is not None
         write_parquet(job.table, path, self._settings, kind=job.kind)
         if job.background:
             # The caller already has the result and its memory may be shared with an array it

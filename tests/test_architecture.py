@@ -31,7 +31,7 @@ TOP_LEVEL = {
     "singleflight",
     "usage",
 }
-SUBPACKAGES = {"catalog", "cli", "fingerprint", "integrations", "ops", "store"}
+SUBPACKAGES = {"catalog", "cli", "fingerprint", "integrations", "ops", "results", "store"}
 
 
 def module_files(package: Path) -> dict[str, Path]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.models import Artifact, CacheEntry, Feature, UsageEventRow
+from featurecache.catalog.queries import only_a_part
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,17 @@ def stored_by_feature(conn: Connection) -> list[StoredTotals]:
 
 
 def stored_total(conn: Connection) -> StoredTotals:
+    # Composite results: a part no entry points at is not a result of its own (not counted;
+    # its compute time is its composite's), and bytes are the store's files (a composite's
+    # row has none: its size is its parts').
+    result = ~only_a_part()
     row = conn.execute(
         select(
-            func.count(),
-            func.coalesce(func.sum(Artifact.size_bytes), 0),
-            func.coalesce(func.sum(Artifact.compute_seconds), 0.0),
+            func.coalesce(func.sum(case((result, 1), else_=0)), 0),
+            func.coalesce(
+                func.sum(case((Artifact.structure.is_(None), Artifact.size_bytes), else_=0)), 0
+            ),
+            func.coalesce(func.sum(case((result, Artifact.compute_seconds), else_=0.0)), 0.0),
         ).where(Artifact.deleted_at.is_(None))
     ).one()
     return StoredTotals(None, int(row[0]), int(row[1]), float(row[2]))

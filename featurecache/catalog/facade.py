@@ -19,7 +19,7 @@ from typing import Self
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from featurecache.catalog import aggregates, leases, maintenance, queries, writes
+from featurecache.catalog import aggregates, composites, leases, maintenance, queries, writes
 from featurecache.catalog.aggregates import StoredTotals, UsageTotals
 from featurecache.catalog.clock import utc_now
 from featurecache.catalog.database import (
@@ -147,6 +147,16 @@ class Catalog:
             )
             self.drop([hit.artifact.artifact_id])
             return None
+        if hit is not None and not hit.complete:
+            # A part of this composite is gone (forgotten as corrupt, or collected): the
+            # composite is forgotten too, never served in part; the key recomputes.
+            log.warning(
+                "composite artifact %s of key %s lost a part: forgotten, recomputing",
+                hit.artifact.artifact_id[:12],
+                key_id[:12],
+            )
+            self.forget_artifact(hit.artifact.artifact_id)
+            return None
         return hit
 
     def publish(
@@ -155,14 +165,33 @@ class Catalog:
         artifact: ArtifactRecord,
         lineage: Sequence[LineageEdge],
         code: CodeVersionRecord,
+        parts: Sequence[ArtifactRecord] = (),
     ) -> Hit:
         """Record ``artifact`` (already durable in the store) under ``entry.key_id`` in one
         transaction. If the key was published first by someone else, theirs wins and is
         returned: callers must use the returned Hit, not their own result."""
         return run_write(
             self.engine,
-            lambda conn: writes.publish(conn, entry, artifact, lineage, code),
+            lambda conn: writes.publish(conn, entry, artifact, lineage, code, parts),
             what=f"publishing {entry.feature}",
+        )
+
+    def replace(
+        self,
+        entry: EntryRecord,
+        artifact: ArtifactRecord,
+        lineage: Sequence[LineageEdge],
+        code: CodeVersionRecord,
+        parts: Sequence[ArtifactRecord] = (),
+    ) -> Hit:
+        """``publish``, but ``entry`` takes the key over from the entry it held (a stale one:
+        a file its body read has changed), atomically (``catalog.replace``)."""
+        from featurecache.catalog.replace import replace_entry
+
+        return run_write(
+            self.engine,
+            lambda conn: replace_entry(conn, entry, artifact, lineage, code, parts),
+            what=f"replacing the entry of {entry.feature}",
         )
 
     def forget_artifact(self, artifact_id: str) -> None:
@@ -413,6 +442,30 @@ class Catalog:
             self.engine,
             lambda conn: maintenance.artifact_states(conn, ids),
             what="artifact_states",
+        )
+
+    # -- composite results: reads for the maintenance tools (see composites.py) ----------
+
+    def parts_listing(self, composite_id: str) -> list[composites.PartRef]:
+        """Every part ``composite_id`` lists, in order, with its row as it is now."""
+        return run_read(
+            self.engine,
+            lambda conn: composites.parts_listing(conn, composite_id),
+            what="parts_listing",
+        )
+
+    def composites_of(self, part_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """part id -> the live composites listing it (every part when ``part_ids`` is None)."""
+        return run_read(
+            self.engine,
+            lambda conn: composites.composites_of(conn, part_ids),
+            what="composites_of",
+        )
+
+    def composite_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` whose row is a composite (it has no file in the store)."""
+        return run_read(
+            self.engine, lambda conn: composites.composite_ids(conn, ids), what="composite_ids"
         )
 
     def usage_stats(self) -> tuple[list[str], list[UsageTotals], list[StoredTotals], StoredTotals]:

@@ -11,19 +11,25 @@
   rows, and only rows that are still tombstoned (a concurrent publish may revive one).
 * ``artifact_states``: what ``verify`` reconciles with the store, tombstoned rows included.
 
+Composite results (one row with no file, its parts in ``artifact_parts``): a candidate carries
+its part ids, and a part the live composites that list it, so the planner keeps every part of
+a live composite; ``mark_deleted`` re-reads those lists under the same lock; ``purge`` and
+``drop`` of a part take the live composites made of it along (never served in part).
+
 Every function takes a connection inside a transaction opened by ``Catalog``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import CursorResult, and_, delete, exists, select, update
 from sqlalchemy.engine import Connection
 
+from featurecache.catalog import composites
 from featurecache.catalog.clock import utc_now, utc_now_plus
 from featurecache.catalog.models import Artifact, CacheEntry, Lease, RunUsageRow
 from featurecache.catalog.records import GcCandidate
@@ -61,6 +67,9 @@ class ArtifactState:
     file_hash: str
     created_at: datetime
     deleted_at: datetime | None
+    # A composite: True, and its part ids in order (it has no file of its own).
+    composite: bool = False
+    parts: tuple[str, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -107,6 +116,10 @@ def _candidates(conn: Connection, ids: Sequence[str] | None, *, lock: bool) -> l
     features: dict[str, list[str]] = {}
     for artifact_id, feature in conn.execute(pairs):
         features.setdefault(artifact_id, []).append(feature)
+    # Read after the rows are locked, in statements of their own: on PostgreSQL (read
+    # committed) each sees a composite whose publish the lock waited for.
+    parts = composites.part_ids_of(conn, ids)
+    holders = composites.composites_of(conn, ids)
     return [
         GcCandidate(
             artifact_id=row.artifact_id,
@@ -117,6 +130,8 @@ def _candidates(conn: Connection, ids: Sequence[str] | None, *, lock: bool) -> l
             pinned=bool(row.pinned),
             leased=bool(row.leased),
             used_by_runs=bool(row.used_by_runs),
+            parts=tuple(parts.get(row.artifact_id, ())),
+            composites=tuple(holders.get(row.artifact_id, ())),
         )
         for row in rows
     ]
@@ -141,11 +156,18 @@ def mark_deleted(
     now = conn.scalar(select(utc_now()))
     assert now is not None
     marked: list[str] = []
+    marked_now: set[str] = set()
     kept: dict[str, str] = {}
-    for candidate in planned:
-        reason = policy.recheck(fresh.get(candidate.artifact_id), now, planned=candidate)
+    # Composites first: a part whose every composite goes in this same transaction is free.
+    for candidate in sorted(planned, key=lambda c: not c.parts):
+        candidate_now = fresh.get(candidate.artifact_id)
+        if candidate_now is not None and candidate_now.composites:
+            holders = tuple(c for c in candidate_now.composites if c not in marked_now)
+            candidate_now = replace(candidate_now, composites=holders)
+        reason = policy.recheck(candidate_now, now, planned=candidate)
         if reason is None:
             marked.append(candidate.artifact_id)
+            marked_now.add(candidate.artifact_id)
         else:
             kept[candidate.artifact_id] = reason
     if marked:
@@ -221,8 +243,9 @@ def still_tombstoned(conn: Connection, ids: Sequence[str]) -> list[str]:
 
 
 def purge(conn: Connection, ids: Sequence[str]) -> int:
-    """Delete the rows of swept artifacts (their lineage edges go with them); a row revived
-    by a concurrent publish meanwhile is left alone. Returns how many rows went."""
+    """Delete the rows of swept artifacts (their lineage edges and, for a composite, its
+    part list go with them); a row revived by a concurrent publish meanwhile is left alone.
+    Returns how many rows went."""
     result = conn.execute(
         delete(Artifact).where(
             and_(Artifact.artifact_id.in_(ids), Artifact.deleted_at.is_not(None))
@@ -242,14 +265,31 @@ _STATE_COLUMNS: tuple[Any, ...] = (
 
 def artifact_states(conn: Connection, ids: Sequence[str] | None = None) -> list[ArtifactState]:
     """Every artifact row (or those of ``ids``), live and tombstoned, by id."""
-    query = select(*_STATE_COLUMNS).order_by(Artifact.artifact_id)
+    query = select(*_STATE_COLUMNS, Artifact.structure.is_not(None)).order_by(Artifact.artifact_id)
     if ids is not None:
         query = query.where(Artifact.artifact_id.in_(ids))
-    return [ArtifactState(*row) for row in conn.execute(query)]
+    rows = conn.execute(query).all()
+    composite = [row[0] for row in rows if row[-1]]
+    parts = composites.part_ids_of(conn, composite) if composite else {}
+    return [
+        ArtifactState(
+            artifact_id=row.artifact_id,
+            size_bytes=row.size_bytes,
+            file_hash=row.file_hash,
+            created_at=row.created_at,
+            deleted_at=row.deleted_at,
+            composite=bool(row[-1]),
+            parts=tuple(parts.get(row.artifact_id, ())),
+        )
+        for row in rows
+    ]
 
 
 def drop(conn: Connection, ids: Sequence[str]) -> int:
     """Delete the rows of artifacts the store lost or that were quarantined, with the cache
-    entries pointing at them: their keys miss (and recompute) from now on."""
+    entries pointing at them: their keys miss (and recompute) from now on. A live composite
+    made of one of them goes too (a composite is served whole or not at all)."""
+    made_of = composites.composites_of(conn, ids)
+    ids = sorted({*ids, *(c for holders in made_of.values() for c in holders)})
     conn.execute(delete(CacheEntry).where(CacheEntry.artifact_id.in_(ids)))
     return _rowcount(conn.execute(delete(Artifact).where(Artifact.artifact_id.in_(ids))))

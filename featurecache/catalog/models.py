@@ -128,8 +128,24 @@ class Artifact(Base):
     hits: Mapped[int] = mapped_column(BigInteger, default=0)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None]
+    # A composite result (``results.codec``): the JSON of its shape and scalars, its parts in
+    # ``artifact_parts``; no file of its own. NULL for a single Parquet file.
+    structure: Mapped[dict[str, Any] | None]
 
     __table_args__ = (Index(None, "last_used_at"),)
+
+
+class ArtifactPart(Base):
+    """Part ``position`` of the composite ``composite_id``: an ordinary single-file artifact.
+    No foreign key on ``part_id``: GC keeps the parts of every live composite itself."""
+
+    __tablename__ = "artifact_parts"
+
+    composite_id: Mapped[str] = mapped_column(
+        String(DIGEST), ForeignKey("artifacts.artifact_id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part_id: Mapped[str] = mapped_column(String(DIGEST), index=True)
 
 
 class CacheEntry(Base):

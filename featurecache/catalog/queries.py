@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, exists, func, select
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 
 from featurecache.catalog.models import (
     Artifact,
     ArtifactInput,
+    ArtifactPart,
     CacheEntry,
     CodeVersion,
     FingerprintAlias,
@@ -99,6 +101,7 @@ ARTIFACT_COLUMNS = (
     Artifact.last_used_at,
     Artifact.hits,
     Artifact.pinned,
+    Artifact.structure,
 )
 _LIVE = Artifact.deleted_at.is_(None)
 
@@ -137,14 +140,48 @@ def artifact_from_row(row: Row[Any] | tuple[Any, ...], offset: int = 0) -> Artif
         last_used_at=row[offset + 9],
         hits=row[offset + 10],
         pinned=bool(row[offset + 11]),
+        structure=row[offset + 12],
     )
+
+
+PARTS = (
+    select(*ARTIFACT_COLUMNS, ArtifactPart.position)
+    .join(ArtifactPart, ArtifactPart.part_id == Artifact.artifact_id)
+    .where(ArtifactPart.composite_id == bindparam("composite_id"), _LIVE)
+    .order_by(ArtifactPart.position)
+)
 
 
 def lookup(conn: Connection, key_id: str) -> Hit | None:
     row = conn.execute(LOOKUP, {"key_id": key_id}).first()
     if row is None:
         return None
-    return Hit(entry_from_row(row), artifact_from_row(row, len(ENTRY_COLUMNS)))
+    artifact = artifact_from_row(row, len(ENTRY_COLUMNS))
+    if not artifact.is_composite:
+        return Hit(entry_from_row(row), artifact)
+    parts = parts_of(conn, artifact)
+    return Hit(entry_from_row(row), artifact, parts or (), complete=parts is not None)
+
+
+def part_ids(conn: Connection, composite_id: str) -> list[str]:
+    """The part ids of a composite in order, live or not."""
+    return list(
+        conn.scalars(
+            select(ArtifactPart.part_id)
+            .where(ArtifactPart.composite_id == composite_id)
+            .order_by(ArtifactPart.position)
+        )
+    )
+
+
+def parts_of(conn: Connection, composite: ArtifactRecord) -> tuple[ArtifactRecord, ...] | None:
+    """The live parts of ``composite`` in order; None when one of them is missing or
+    tombstoned (a composite is served whole or not at all)."""
+    rows = conn.execute(PARTS, {"composite_id": composite.artifact_id}).all()
+    expected = len(part_ids(conn, composite.artifact_id))
+    if len(rows) != expected or [row[-1] for row in rows] != list(range(expected)):
+        return None
+    return tuple(artifact_from_row(row) for row in rows)
 
 
 def get_artifact(conn: Connection, artifact_id: str) -> ArtifactRecord | None:
@@ -242,6 +279,8 @@ class ArtifactListing:
     hits: int
     pinned: bool
     features: tuple[str, ...]
+    # A composite result's structure (``results.codec``); None for a single file.
+    structure: dict[str, Any] | None = None
 
 
 _LISTING_PAGE = 1000
@@ -256,7 +295,21 @@ _LISTING_COLUMNS = (
     Artifact.last_used_at,
     Artifact.hits,
     Artifact.pinned,
+    Artifact.structure,
 )
+
+
+def only_a_part() -> ColumnElement[bool]:
+    """A part of a live composite that no cache entry points at: not a result of its own,
+    so ``ls`` shows it only through its composite (one result, one line)."""
+    composite = aliased(Artifact)
+    in_live_composite = (
+        select(ArtifactPart.part_id)
+        .join(composite, composite.artifact_id == ArtifactPart.composite_id)
+        .where(composite.deleted_at.is_(None))
+    )
+    has_entry = exists().where(CacheEntry.artifact_id == Artifact.artifact_id)
+    return and_(Artifact.artifact_id.in_(in_live_composite), ~has_entry)
 
 
 def artifact_listing(
@@ -264,9 +317,10 @@ def artifact_listing(
 ) -> tuple[int, list[ArtifactListing]]:
     """How many live artifacts there are (of ``feature``, if given), and the first ``limit``
     of them (all when None) in ``sort`` order. Only the columns a listing shows are read, so
-    listing a large catalog stays fast."""
-    query = _sorted_artifacts(sort).with_only_columns(*_LISTING_COLUMNS)
-    count = select(func.count()).select_from(Artifact).where(_LIVE)
+    listing a large catalog stays fast. A part of a live composite that no entry points at
+    is left out (and out of the count): its composite is the result."""
+    query = _sorted_artifacts(sort).with_only_columns(*_LISTING_COLUMNS).where(~only_a_part())
+    count = select(func.count()).select_from(Artifact).where(_LIVE, ~only_a_part())
     pairs = select(CacheEntry.artifact_id, CacheEntry.feature).distinct()
     if feature is not None:
         of_feature = select(CacheEntry.artifact_id).where(CacheEntry.feature == feature)
@@ -297,6 +351,7 @@ def artifact_listing(
             hits,
             bool(pinned),
             tuple(sorted(features.get(artifact_id, ()))),
+            structure,
         )
         for (
             artifact_id,
@@ -309,6 +364,7 @@ def artifact_listing(
             last_used_at,
             hits,
             pinned,
+            structure,
         ) in rows
     ]
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ReturnKind = Literal["polars", "lazy", "pandas", "arrow"]
+# "composite": a result made of parts (``results.codec``), rebuilt from its artifact's structure.
+ReturnKind = Literal["polars", "lazy", "pandas", "arrow", "composite"]
 EventKind = Literal["hit", "miss"]
 
 
@@ -30,6 +31,13 @@ class ArtifactRecord:
     last_used_at: datetime | None = None
     hits: int = 0
     pinned: bool = False
+    # A composite result: the JSON of its shape and scalars (``results.codec``); its parts are
+    # single-file artifacts (``Hit.parts``). None for a single Parquet file.
+    structure: dict[str, Any] | None = None
+
+    @property
+    def is_composite(self) -> bool:
+        return self.structure is not None
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,10 @@ class CodeVersionRecord:
 class Hit:
     entry: EntryRecord
     artifact: ArtifactRecord
+    # The parts of a composite artifact, in order (empty for a single file).
+    parts: tuple[ArtifactRecord, ...] = ()
+    # False: a part of this composite is missing or tombstoned; it must not be served.
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,10 @@ class GcCandidate:
     pinned: bool = False
     leased: bool = False  # an active lease on any key pointing to it
     used_by_runs: bool = False  # recorded MLflow runs used it
+    # A composite: its part ids (it has no file; ``size_bytes`` is its parts' total).
+    parts: tuple[str, ...] = ()
+    # The live composites that list it as a part (GC keeps it while there is one).
+    composites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.size_bytes < 0:
@@ -106,6 +122,12 @@ class GcCandidate:
             require_aware(f"artifact {self.artifact_id} last_used_at", self.last_used_at)
         # Normalised so that equal snapshots compare equal whatever order the catalog used.
         object.__setattr__(self, "features", tuple(sorted(set(self.features))))
+        object.__setattr__(self, "composites", tuple(sorted(set(self.composites))))
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of its own file in the store: none for a composite (its parts hold them)."""
+        return 0 if self.parts else self.size_bytes
 
     @property
     def recency(self) -> datetime:
@@ -124,4 +146,6 @@ class GcCandidate:
             "pinned": self.pinned,
             "leased": self.leased,
             "used_by_runs": self.used_by_runs,
+            **({"parts": list(self.parts)} if self.parts else {}),
+            **({"part_of": list(self.composites)} if self.composites else {}),
         }

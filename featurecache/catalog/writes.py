@@ -19,6 +19,7 @@ from featurecache.catalog.maintenance import SWEEP_CLAIM
 from featurecache.catalog.models import (
     Artifact,
     ArtifactInput,
+    ArtifactPart,
     CacheEntry,
     CodeVersion,
     Feature,
@@ -69,9 +70,11 @@ def publish(
     artifact: ArtifactRecord,
     lineage: Sequence[LineageEdge],
     code: CodeVersionRecord,
+    parts: Sequence[ArtifactRecord] = (),
 ) -> Hit:
     """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
-    the entry another process published first)."""
+    the entry another process published first). A composite ``artifact`` comes with its
+    ``parts`` (already durable in the store), recorded in the same transaction."""
     if entry.artifact_id != artifact.artifact_id:
         raise ValueError(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
@@ -89,7 +92,17 @@ def publish(
             created_at=utc_now(),
         )
     )
+    for part in parts:
+        _publish_artifact(conn, part)
     _publish_artifact(conn, artifact)
+    if parts:
+        conn.execute(
+            insert_if_absent(conn, ArtifactPart, ["composite_id", "position"]),
+            [
+                {"composite_id": artifact.artifact_id, "position": i, "part_id": part.artifact_id}
+                for i, part in enumerate(parts)
+            ],
+        )
     if lineage:
         conn.execute(
             insert_if_absent(conn, ArtifactInput, ["artifact_id", "argument"]),
@@ -168,6 +181,7 @@ def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
             hits=0,
             pinned=artifact.pinned,
             deleted_at=None,
+            **({} if artifact.structure is None else {"structure": storable(artifact.structure)}),
         )
     )
     claimed = conn.scalar(
@@ -225,7 +239,17 @@ def _bump(conn: Connection, model: Any, column: Any, counts: Counter[str]) -> No
 def forget_artifact(conn: Connection, artifact_id: str) -> None:
     """The store lost or corrupted ``artifact_id``: drop the entries that point at it and
     tombstone it, so that the next call of those keys recomputes. A malformed id has no file
-    to sweep later: its row goes at once."""
+    to sweep later: its row goes at once. Every live composite that has it as a part is
+    forgotten with it: a composite is served whole or not at all."""
+    composites = list(
+        conn.scalars(
+            select(ArtifactPart.composite_id)
+            .join(Artifact, Artifact.artifact_id == ArtifactPart.composite_id)
+            .where(ArtifactPart.part_id == artifact_id, Artifact.deleted_at.is_(None))
+        )
+    )
+    for composite_id in composites:
+        forget_artifact(conn, composite_id)
     conn.execute(delete(CacheEntry).where(CacheEntry.artifact_id == artifact_id))
     if not is_artifact_id(artifact_id):
         conn.execute(delete(Artifact).where(Artifact.artifact_id == artifact_id))

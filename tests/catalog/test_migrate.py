@@ -27,16 +27,17 @@ TABLES = {
     "run_usages",
     "leases",
     "fingerprint_aliases",
+    "artifact_parts",
 }
 
 # A later revision on top of ours, to have a catalog that is older than its scripts.
-REVISION_0002 = '''
-"""A column added after 0001 (test only)."""
+REVISION_0003 = '''
+"""A column added after 0002 (test only)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -81,12 +82,12 @@ def catalog_url(any_catalog_url: str) -> str:
 
 @pytest.fixture
 def later_scripts(tmp_path: Path) -> Path:
-    """Our migration scripts plus a revision 0002."""
+    """Our migration scripts plus a revision 0003."""
     scripts = tmp_path / "migrations"
     shutil.copytree(
         migrate.scripts_location(), scripts, ignore=shutil.ignore_patterns("__pycache__")
     )
-    (scripts / "versions" / "0002_later.py").write_text(REVISION_0002)
+    (scripts / "versions" / "0003_later.py").write_text(REVISION_0003)
     return scripts
 
 
@@ -95,7 +96,7 @@ def test_scripts_ship_inside_the_package() -> None:
     location = migrate.scripts_location()
     assert location == Path(migrate.__file__).resolve().parent / "migrations"
     assert (location / "env.py").is_file()
-    assert migrate.head() == "0001"
+    assert migrate.head() == "0002"
 
 
 def test_a_new_catalog_is_created_at_head(catalog_url: str) -> None:
@@ -141,15 +142,15 @@ def test_a_catalog_from_a_newer_featurecache_is_refused(catalog_url: str) -> Non
 
 
 def test_an_older_catalog_asks_for_db_upgrade(catalog_url: str, later_scripts: Path) -> None:
-    Catalog.open(catalog_url).close()  # at 0001, and these scripts' head is 0002
+    Catalog.open(catalog_url).close()  # at 0002, and these scripts' head is 0003
     with pytest.raises(CatalogVersionError, match="run: featurecache db upgrade") as caught:
         Catalog.open(catalog_url, migrations=later_scripts)
-    assert (caught.value.found, caught.value.expected) == ("0001", "0002")
-    assert migrate.current(catalog_url) == "0001"  # opening never migrates by itself
+    assert (caught.value.found, caught.value.expected) == ("0002", "0003")
+    assert migrate.current(catalog_url) == "0002"  # opening never migrates by itself
 
-    assert migrate.upgrade(catalog_url, scripts=later_scripts) == "0002"
+    assert migrate.upgrade(catalog_url, scripts=later_scripts) == "0003"
     Catalog.open(catalog_url, migrations=later_scripts).close()
-    assert migrate.downgrade(catalog_url, "0001", scripts=later_scripts) == "0001"
+    assert migrate.downgrade(catalog_url, "0002", scripts=later_scripts) == "0002"
     Catalog.open(catalog_url).close()
 
 
@@ -157,7 +158,7 @@ def test_a_new_catalog_is_created_with_the_latest_scripts(
     catalog_url: str, later_scripts: Path
 ) -> None:
     Catalog.open(catalog_url, migrations=later_scripts).close()
-    assert migrate.current(catalog_url) == "0002"
+    assert migrate.current(catalog_url) == "0003"
 
 
 def test_catalog_tables_without_a_revision_are_refused(catalog_url: str) -> None:
@@ -185,3 +186,16 @@ def test_schema_head_constant_matches_the_migration_scripts() -> None:
     from featurecache.catalog import migrate
 
     assert migrate.head() == migrate.SCHEMA_HEAD
+
+
+def test_a_catalog_at_0001_upgrades_to_composites_keeping_its_entries(catalog_url: str) -> None:
+    # 0002 adds a nullable column and a table: what a 0001 catalog held is served after it.
+    with Catalog.open(catalog_url) as catalog:
+        catalog.publish(*publication(1).args())
+    assert migrate.downgrade(catalog_url, "0001") == "0001"
+    assert "artifact_parts" not in table_names(catalog_url)
+    assert migrate.upgrade(catalog_url) == "0002"
+    with Catalog.open(catalog_url) as catalog:
+        hit = catalog.lookup(publication(1).entry.key_id)
+        assert hit is not None
+        assert hit.artifact.structure is None

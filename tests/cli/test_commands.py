@@ -200,9 +200,9 @@ def test_verify_exit_codes_and_repair(cache: Cache, run: Any) -> None:
 
 def test_db_current_and_upgrade(cache: Cache, run: Any) -> None:
     current = run("db", "current")
-    assert current.code == 0 and "at 0001" in current.out and cache.catalog_url in current.out
+    assert current.code == 0 and "at 0002" in current.out and cache.catalog_url in current.out
     upgraded = run("db", "upgrade")
-    assert upgraded.code == 0 and "0001 -> 0001" in upgraded.out
+    assert upgraded.code == 0 and "0002 -> 0002" in upgraded.out
 
 
 @pytest.mark.postgres

@@ -1,0 +1,43 @@
+"""Replacing a key's entry: the one write that is not insert-if-absent.
+
+A key's entry can go stale without its key changing: a file the body read (an observed
+input, ``fingerprint.observed_inputs``) changed since. The recomputed result must then take
+the key over, or the next lookup would find the stale entry again (and a racing publish of
+the old kind would hand it back as "the winner"). Deleting the old entry and publishing the
+new one happen in one transaction, so a reader sees the old entry or the new one, never no
+entry and never both. The old artifact stays (other keys may use it); GC collects it when
+unused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection
+
+from featurecache.catalog.models import CacheEntry
+from featurecache.catalog.records import (
+    ArtifactRecord,
+    CodeVersionRecord,
+    EntryRecord,
+    Hit,
+    LineageEdge,
+)
+from featurecache.catalog.writes import publish
+
+
+def replace_entry(
+    conn: Connection,
+    entry: EntryRecord,
+    artifact: ArtifactRecord,
+    lineage: Sequence[LineageEdge],
+    code: CodeVersionRecord,
+    parts: Sequence[ArtifactRecord] = (),
+) -> Hit:
+    """Record ``artifact`` under ``entry.key_id`` in place of whatever entry the key had;
+    returns the entry now committed (ours, unless a concurrent replace committed after
+    our delete and before our insert: PostgreSQL READ COMMITTED; then theirs, which is
+    re-validated like any entry on its next lookup)."""
+    conn.execute(delete(CacheEntry).where(CacheEntry.key_id == entry.key_id))
+    return publish(conn, entry, artifact, lineage, code, parts)
