@@ -25,6 +25,19 @@ How the policies combine:
    ``artifact_id``) until the total fits. ``max_size_met`` is False when protected artifacts
    alone keep the total above it (every unprotected artifact is then deleted).
 
+Composite results (one row with no file; its parts are single-file artifacts with no cache
+entry of their own) are collected as one unit:
+
+4. **Parts of a live composite** stay (``PART_OF_LIVE_COMPOSITE``) while any composite that
+   lists them is kept, whatever the policy would say of the part alone (a part has no entry,
+   so it is outside every ``--keep-last`` floor and would otherwise go first). A composite is
+   judged by the usual rules (keep-last, age, grace, pins: pinning a composite protects its
+   parts). A part all of whose composites go in this plan is judged by the normal rules as
+   any other artifact (it goes with them when its own age selects it; else a later run
+   collects it). ``--max-size`` evicts a composite with every part only it was holding.
+   Sizes count files: a composite's own ``size_bytes`` (its parts' total) is not counted
+   again.
+
 Applying a plan and planning again with the same policy and ``now`` deletes nothing. The
 plan depends only on the set of candidates (not their order): ``delete`` is least recently
 used first, ``keep`` and both reason maps are ordered by ``artifact_id``.
@@ -49,6 +62,7 @@ NOT_SELECTED = "not selected by any policy"
 WITHIN_MAX_SIZE = "fits within max size"
 VANISHED = "vanished"
 CHANGED = "changed since the scan"
+PART_OF_LIVE_COMPOSITE = "part of a live composite"
 KEEP_LAST_FLOOR = "--keep-last floor"  # the kind of every floor_reason(…)
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -238,7 +252,7 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
         }
 
     keep_reasons: dict[str, str] = {}
-    kept_by: dict[str, int] = {}
+    keep_kinds: dict[str, str] = {}  # artifact_id -> the kind counted in kept_by
     delete_reasons: dict[str, str] = {}
     unselected: list[GcCandidate] = []
     for candidate in ordered:
@@ -246,28 +260,41 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
         protection = hard or floor.get(candidate.artifact_id)
         if protection is not None:
             keep_reasons[candidate.artifact_id] = protection
-            kind = hard or KEEP_LAST_FLOOR
-            kept_by[kind] = kept_by.get(kind, 0) + 1
+            keep_kinds[candidate.artifact_id] = hard or KEEP_LAST_FLOOR
             continue
         chosen = _selected_by(candidate, policy, now)
         if chosen:
             delete_reasons[candidate.artifact_id] = "selected by " + ", ".join(chosen)
         else:
             unselected.append(candidate)
+    held = _hold_parts(ordered, delete_reasons, keep_reasons)
+    for artifact_id in held:
+        keep_reasons[artifact_id] = keep_kinds[artifact_id] = PART_OF_LIVE_COMPOSITE
+    unselected = [c for c in unselected if c.artifact_id not in held]
 
-    total = sum(c.size_bytes for c in ordered)
-    remaining = total - sum(c.size_bytes for c in ordered if c.artifact_id in delete_reasons)
+    by_id = {candidate.artifact_id: candidate for candidate in ordered}
+    total = sum(c.file_bytes for c in ordered)
+    remaining = total - sum(by_id[a].file_bytes for a in delete_reasons)
     if policy.max_size is not None:
         for candidate in sorted(unselected, key=_lru_order):
             if remaining <= policy.max_size:
                 break
             delete_reasons[candidate.artifact_id] = "evicted by --max-size (least recently used)"
-            remaining -= candidate.size_bytes
+            remaining -= candidate.file_bytes
+            for part_id in _freed_parts(candidate, by_id, delete_reasons, keep_kinds):
+                delete_reasons[part_id] = (
+                    f"evicted by --max-size with its composite {candidate.artifact_id[:12]}"
+                )
+                del keep_reasons[part_id], keep_kinds[part_id]
+                remaining -= by_id[part_id].file_bytes
     survivor_reason = NOT_SELECTED if policy.max_size is None else WITHIN_MAX_SIZE
     for candidate in unselected:
         if candidate.artifact_id not in delete_reasons:
             keep_reasons[candidate.artifact_id] = survivor_reason
-            kept_by[survivor_reason] = kept_by.get(survivor_reason, 0) + 1
+            keep_kinds[candidate.artifact_id] = survivor_reason
+    kept_by: dict[str, int] = {}
+    for kind in keep_kinds.values():
+        kept_by[kind] = kept_by.get(kind, 0) + 1
 
     deleted = sorted((c for c in ordered if c.artifact_id in delete_reasons), key=_lru_order)
     kept = [c for c in ordered if c.artifact_id in keep_reasons]
@@ -285,6 +312,43 @@ def plan_gc(candidates: Sequence[GcCandidate], policy: GcPolicy, now: datetime) 
     )
 
 
+def _hold_parts(
+    ordered: Sequence[GcCandidate], delete_reasons: dict[str, str], keep_reasons: dict[str, str]
+) -> set[str]:
+    """Parts that stay because a composite listing them stays, taken out of ``delete_reasons``.
+
+    A part with a protection of its own keeps that reason. Composites are never parts (a
+    composite's parts are single files), so one pass decides every part. A listed composite
+    missing from the snapshot (e.g. a malformed id, left out of the plan) counts as staying.
+    """
+    held: set[str] = set()
+    for candidate in ordered:
+        if not candidate.composites or candidate.artifact_id in keep_reasons:
+            continue
+        if any(composite not in delete_reasons for composite in candidate.composites):
+            delete_reasons.pop(candidate.artifact_id, None)
+            held.add(candidate.artifact_id)
+    return held
+
+
+def _freed_parts(
+    composite: GcCandidate,
+    by_id: dict[str, GcCandidate],
+    delete_reasons: dict[str, str],
+    keep_kinds: dict[str, str],
+) -> list[str]:
+    """Parts of an evicted ``composite`` that only live composites were keeping, none of
+    which is left now: they go with it."""
+    freed = []
+    for part_id in dict.fromkeys(composite.parts):
+        part = by_id.get(part_id)
+        if part is None or keep_kinds.get(part_id) != PART_OF_LIVE_COMPOSITE:
+            continue
+        if all(holder in delete_reasons for holder in part.composites):
+            freed.append(part_id)
+    return freed
+
+
 def recheck(
     candidate_now: GcCandidate | None,
     policy: GcPolicy,
@@ -296,7 +360,8 @@ def recheck(
     ``candidate_now`` is a fresh read of the artifact (None when it is gone) and ``now`` the
     database's time at that moment. Returns None when it may still be deleted, else why it
     must now stay: vanished, pinned, leased, used by an MLflow run, within grace (used or
-    created since). When ``planned`` (the snapshot the plan was made from) is given, any use
+    created since), part of a live composite (``candidate_now.composites``: the catalog
+    leaves out composites tombstoned earlier in the same transaction). When ``planned`` (the snapshot the plan was made from) is given, any use
     since the scan or a new feature pointing at the artifact also keeps it (``CHANGED``):
     the keep_last floor of that feature could not be judged from one artifact alone.
     """
@@ -306,6 +371,9 @@ def recheck(
     protection = _hard_protection(candidate_now, policy, now)
     if protection is not None:
         return protection
+    if candidate_now.composites:
+        # A live composite lists it (one published since the scan, or one this run kept).
+        return PART_OF_LIVE_COMPOSITE
     if planned is not None and (
         candidate_now.last_used_at != planned.last_used_at
         or not set(candidate_now.features) <= set(planned.features)

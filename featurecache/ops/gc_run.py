@@ -15,6 +15,11 @@
    purge and stores the file anew. So no row is ever live while its file is being deleted.
    A reader that read a row before it was marked and finds the file gone recomputes.
 
+Composite results: composites are marked before the other artifacts (a part is free only once
+every composite listing it is tombstoned, re-checked in the marking transaction), and a
+composite's row is swept without touching the store (it has no file; its parts are their own
+rows, collected by the normal rules once no live composite lists them).
+
 A row whose artifact id is malformed (not 32 lowercase hex: hand-edited or corrupted; no store
 can hold its file) is left out of the plan and the sweep and reported in ``invalid_ids``;
 ``featurecache verify --repair`` drops it.
@@ -67,7 +72,8 @@ class GcResult:
 
     @property
     def bytes_freed(self) -> int:
-        return sum(candidate.size_bytes for candidate in self.deleted)
+        # Files only: a composite's size is its parts', counted when they go.
+        return sum(candidate.file_bytes for candidate in self.deleted)
 
     def to_json(self) -> dict[str, Any]:
         reasons = self.plan.delete_reasons
@@ -132,7 +138,8 @@ def collect_garbage(
     marked: list[str] = []
     kept: dict[str, str] = {}
     progress.start("marking artifacts deleted", len(plan.delete))
-    for batch in chunks(plan.delete, CHUNK):
+    # Composites first, so that their parts' re-check finds them already tombstoned.
+    for batch in chunks(sorted(plan.delete, key=lambda c: not c.parts), CHUNK):
         outcome = catalog.mark_deleted(batch, policy)
         marked.extend(outcome.marked)
         kept.update(outcome.kept)
@@ -173,8 +180,12 @@ def sweep(
         # Claimed first: from here until the purge no publish revives these rows, so none
         # is ever live while its file is being deleted (a publish waits and stores anew).
         claimed = catalog.claim_for_sweep(batch)
+        fileless = catalog.composite_ids(claimed) if claimed else set()
         kept: list[str] = []
         for artifact_id in claimed:
+            if artifact_id in fileless:
+                gone.append(artifact_id)  # a composite: no file of its own to delete
+                continue
             try:
                 removed += store.delete(artifact_id)
             except (StoreError, InvalidArtifactIdError) as error:

@@ -3,11 +3,16 @@ and pinning (``pin`` / ``unpin``).
 
 References to artifacts are git-style: a full artifact id or any unique prefix of one
 (``Catalog.resolve_ref``); short ids in listings are the first ``SHORT_ID`` characters.
+
+A composite result (a tuple, dict, Series... stored as parts) is one row of ``ls``, of kind
+``composite`` with a one-line summary of its structure; its parts are not results of their
+own and are left out of the listing (a part that some feature also returned on its own stays
+listed). ``show`` of a composite lists its parts; ``show`` of a part names its composites.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ from featurecache.catalog.records import (
 )
 
 if TYPE_CHECKING:
+    from featurecache.catalog.composites import PartRef
     from featurecache.catalog.facade import ArtifactListing, ArtifactSort, Catalog, RunUsage
     from featurecache.ops.key_diff import ComponentRow
 
@@ -31,6 +37,24 @@ def short_id(artifact_id: str) -> str:
 
 def iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
+
+
+COMPOSITE = "composite"
+SINGLE_FILE = "file"
+
+
+def composite_summary(structure: dict[str, Any] | None, parts: int) -> str | None:
+    """A composite's one-line summary (``tuple(pandas.DataFrame 800×12, …)``), or "N parts"
+    when its structure is one this version cannot describe; None for a single file."""
+    if structure is None:
+        return None
+    from featurecache.results.codec import describe
+
+    try:
+        return describe(structure["codec"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # Written by another version of featurecache: still listed, less precisely.
+        return f"{parts} parts"
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,17 @@ class ArtifactRow:
     pinned: bool
     compute_seconds: float
     uri: str
+    structure: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``composite`` (a result made of parts, no file of its own) or ``file``."""
+        return SINGLE_FILE if self.structure is None else COMPOSITE
+
+    @property
+    def summary(self) -> str | None:
+        """A composite's structure in one line (its parts' count is ``columns``)."""
+        return composite_summary(self.structure, self.columns)
 
     @classmethod
     def of(cls, artifact: ArtifactRecord, features: list[str] | tuple[str, ...]) -> ArtifactRow:
@@ -63,6 +98,7 @@ class ArtifactRow:
             pinned=artifact.pinned,
             compute_seconds=artifact.compute_seconds,
             uri=artifact.uri,
+            structure=artifact.structure,
         )
 
     @classmethod
@@ -79,6 +115,7 @@ class ArtifactRow:
             pinned=listing.pinned,
             compute_seconds=listing.compute_seconds,
             uri=listing.uri,
+            structure=listing.structure,
         )
 
     @property
@@ -100,6 +137,8 @@ class ArtifactRow:
             "pinned": self.pinned,
             "compute_seconds": self.compute_seconds,
             "uri": self.uri,
+            "kind": self.kind,
+            "summary": self.summary,
         }
 
 
@@ -157,10 +196,24 @@ class ArtifactDetail:
     inputs: tuple[LineageEdge, ...]  # upstream artifacts and source files
     downstream: tuple[str, ...]  # artifacts computed from this one
     runs: tuple[RunUsage, ...]  # MLflow runs that used it
+    parts: tuple[PartRef, ...] = ()  # a composite's parts, in order
+    part_of: tuple[str, ...] = ()  # the live composites this artifact is a part of
 
     def to_json(self) -> dict[str, Any]:
         return {
             **ArtifactRow.of(self.artifact, self.features).to_json(),
+            "parts": [
+                {
+                    "position": ref.position,
+                    "artifact_id": ref.part_id,
+                    "rows": None if ref.record is None else ref.record.rows,
+                    "columns": None if ref.record is None else ref.record.columns,
+                    "size_bytes": None if ref.record is None else ref.record.size_bytes,
+                    "live": ref.live,
+                }
+                for ref in self.parts
+            ],
+            "part_of": list(self.part_of),
             "file_hash": self.artifact.file_hash,
             "schema": self.artifact.schema,
             "keys": [key.to_json() for key in self.keys],
@@ -207,6 +260,12 @@ def show_artifact(catalog: Catalog, ref: str) -> ArtifactDetail:
         raise ArtifactNotFoundError(ref)
     entries = catalog.entries_for_artifact(artifact_id)
     digests = sorted({entry.code_digest for entry in entries})
+    parts: tuple[PartRef, ...] = ()
+    part_of: list[str] = []
+    if artifact.is_composite:
+        parts = tuple(catalog.parts_listing(artifact_id))
+    else:
+        part_of = catalog.composites_of([artifact_id]).get(artifact_id, [])
     return ArtifactDetail(
         artifact=artifact,
         features=tuple(sorted({entry.feature for entry in entries})),
@@ -215,6 +274,8 @@ def show_artifact(catalog: Catalog, ref: str) -> ArtifactDetail:
         inputs=tuple(catalog.lineage_of(artifact_id)),
         downstream=tuple(catalog.downstream_of(artifact_id)),
         runs=tuple(catalog.runs_for_artifact(artifact_id)),
+        parts=parts,
+        part_of=tuple(part_of),
     )
 
 

@@ -16,6 +16,11 @@ Each inconsistency is its own class (``Finding.kind``):
 * ``invalid_artifact_id``: a catalog row (live or tombstoned) whose artifact id is not 32
   lowercase hex, so no store can hold its file: a hand-edited or corrupted row. Reads drop it
   and GC skips it; repair drops the row and its cache entries.
+* ``broken_composite``: a live composite result (a row with no file of its own, its parts
+  listed in ``artifact_parts``) one of whose parts has no catalog row, is tombstoned, or whose
+  file is missing or corrupt (that part is reported under its own class too). The detail
+  names the part. Repair drops the composite's row and cache entries: its keys recompute.
+  A composite is verified through its parts only: its own row has no file to look for.
 * ``expired_lease``: a single-flight lease whose owner stopped renewing it. Repair deletes it.
 * ``unswept_tombstone``: a row GC (or a reader) tombstoned whose file is still stored, e.g.
   GC crashed between mark and sweep. Repair sweeps it once the tombstone is older than grace.
@@ -53,7 +58,8 @@ INVALID_ID = "invalid_artifact_id"
 TEMP = "temp_file"
 EXPIRED_LEASE = "expired_lease"
 UNSWEPT = "unswept_tombstone"
-KINDS = (ORPHAN, MISSING, CORRUPT, INVALID_ID, TEMP, EXPIRED_LEASE, UNSWEPT)
+BROKEN_COMPOSITE = "broken_composite"
+KINDS = (ORPHAN, MISSING, CORRUPT, INVALID_ID, BROKEN_COMPOSITE, TEMP, EXPIRED_LEASE, UNSWEPT)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ def verify_cache(
             detail = f"tombstoned {_age(now, state.deleted_at)} ago, file still stored"
             young = now - state.deleted_at < grace
             classify(Finding(UNSWEPT, state.artifact_id, detail, state.size_bytes), young)
-    live = [state for state in states.values() if state.live]
+    live = [state for state in states.values() if state.live and not state.composite]
     problems.extend(_missing(catalog, store, [s for s in live if s.artifact_id not in files]))
     stored = [state for state in live if state.artifact_id in files]
     progress.start("reading artifacts", len(stored))
@@ -149,6 +155,9 @@ def verify_cache(
         if finding is not None:
             problems.append(finding)
         progress.advance()
+    damaged = {f.subject: f for f in problems if f.kind in (MISSING, CORRUPT)}
+    composites = [s for s in states.values() if s.live and s.composite]
+    problems.extend(_broken_composites(catalog, store, composites, states, damaged))
     for obj in temps:
         finding = Finding(TEMP, obj.name, f"left {_age(now, obj.modified_at)} ago", obj.size_bytes)
         classify(finding, now - obj.modified_at < grace)
@@ -223,6 +232,67 @@ def _missing(catalog: Catalog, store: ArtifactStore, rows: list[ArtifactState]) 
     ]
 
 
+def _broken_composites(
+    catalog: Catalog,
+    store: ArtifactStore,
+    composites: list[ArtifactState],
+    states: dict[str, ArtifactState],
+    damaged: dict[str, Finding],
+) -> list[Finding]:
+    """A finding for each live composite with a part that cannot be served (checked against
+    the snapshot first, then re-read: a GC or publish may have moved on since)."""
+    found = []
+    for state in composites:
+        if not state.parts or any(_part_problem(p, states, damaged) for p in state.parts):
+            finding = _recheck_composite(catalog, store, state.artifact_id, damaged)
+            if finding is not None:
+                found.append(finding)
+    return found
+
+
+def _part_problem(
+    part_id: str, states: dict[str, ArtifactState], damaged: dict[str, Finding]
+) -> str | None:
+    state = states.get(part_id)
+    if state is None:
+        return "has no catalog row"
+    if not state.live:
+        return "is tombstoned (collected or forgotten)"
+    finding = damaged.get(part_id)
+    if finding is not None:
+        return "file is missing" if finding.kind == MISSING else f"is corrupt ({finding.detail})"
+    return None
+
+
+def _recheck_composite(
+    catalog: Catalog, store: ArtifactStore, composite_id: str, damaged: dict[str, Finding]
+) -> Finding | None:
+    if not any(state.live for state in catalog.artifact_states([composite_id])):
+        return None  # collected or forgotten meanwhile: nothing left to serve
+    listing = catalog.parts_listing(composite_id)
+    if not listing:
+        return Finding(BROKEN_COMPOSITE, composite_id, "composite row lists no part")
+    problems = []
+    for ref in listing:
+        if ref.record is None:
+            why: str | None = "has no catalog row"
+        elif ref.tombstoned:
+            why = "is tombstoned (collected or forgotten)"
+        elif ref.part_id in damaged and damaged[ref.part_id].kind == CORRUPT:
+            why = f"is corrupt ({damaged[ref.part_id].detail})"
+        elif ref.part_id in damaged and not store.exists(ref.part_id):
+            why = "file is missing"
+        else:
+            why = None
+        if why is not None:
+            problems.append(f"part {ref.position} ({ref.part_id[:12]}) {why}")
+    if not problems:
+        return None
+    size = sum(ref.record.size_bytes for ref in listing if ref.record is not None)
+    detail = f"{len(listing)} parts; " + "; ".join(problems)
+    return Finding(BROKEN_COMPOSITE, composite_id, detail, size)
+
+
 def _check_content(catalog: Catalog, store: ArtifactStore, state: ArtifactState) -> Finding | None:
     """Compare the stored bytes with the size and xxh3 hash recorded at publish time."""
     try:
@@ -252,7 +322,8 @@ def _repair(
 ) -> list[Finding]:
     progress.start("repairing", len(problems))
     repaired: list[Finding] = []
-    for finding in problems:
+    # Broken composites first: dropping a part's row takes its composites along.
+    for finding in sorted(problems, key=lambda f: f.kind != BROKEN_COMPOSITE):
         try:
             action = _repair_one(catalog, store, finding, temps)
         except StoreError as error:
@@ -289,6 +360,11 @@ def _repair_one(
         store.quarantine(subject, finding.detail)
         catalog.drop([subject])
         return "moved the file to quarantine, dropped the row (its keys recompute)"
+    if finding.kind == BROKEN_COMPOSITE:
+        if not any(state.live for state in catalog.artifact_states([subject])):
+            return None  # collected or forgotten meanwhile
+        catalog.drop([subject])
+        return "dropped the composite's row and its cache entries (they recompute)"
     if finding.kind == INVALID_ID:
         if not catalog.artifact_states([subject]):
             return None

@@ -19,6 +19,7 @@ from featurecache.cli.output import (
 from featurecache.cli.parsing import duration_parser, size_parser
 
 if TYPE_CHECKING:
+    from featurecache.catalog.records import GcCandidate
     from featurecache.ops.gc_run import GcResult
 
 
@@ -148,9 +149,10 @@ def _deleted_table(result: GcResult, verb: str) -> None:
         ["feature", "artifact", "size", "created", "last used", "reason"],
         [
             [
-                ", ".join(c.features) or "-",
+                _owner(c),
                 short_id(c.artifact_id),
-                human_bytes(c.size_bytes),
+                # A composite has no file: its bytes are its parts' (their own rows).
+                plural(len(c.parts), "part") if c.parts else human_bytes(c.size_bytes),
                 human_time(c.created_at),
                 human_time(c.last_used_at),
                 result.plan.delete_reasons[c.artifact_id],
@@ -158,6 +160,17 @@ def _deleted_table(result: GcResult, verb: str) -> None:
             for c in result.deleted
         ],
     )
+
+
+def _owner(candidate: GcCandidate) -> str:
+    """The features of an artifact, or for a part of a composite, which composite."""
+    from featurecache.ops.inventory import short_id
+
+    if candidate.features:
+        return ", ".join(candidate.features)
+    if candidate.composites:
+        return "part of " + ", ".join(short_id(c) for c in candidate.composites)
+    return "-"
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,8 @@ def lineage(
     as_json: JsonFlag = False,
 ) -> None:
     """Show where an artifact came from and what was computed from it: every hop the catalog
-    recorded, with the argument each input was passed as."""
+    recorded, with the argument each input was passed as. A composite result is one node
+    with its parts under it; a part given as REF shows its composite."""
     from featurecache.cli.context import catalog_session
     from featurecache.ops import lineage as lineage_graph
     from featurecache.ops.artifact_refs import resolve_artifact_ref
@@ -55,7 +56,7 @@ def lineage(
     )
     with catalog_session() as catalog:
         root = resolve_artifact_ref(catalog, ref)
-        graph = lineage_graph.build(catalog, root, direction, depth)
+        graph = lineage_graph.build(catalog, root, direction, depth, composites=catalog)
     if as_json or output_format == "json":
         print_json(graph.to_json())
     elif output_format == "dot":

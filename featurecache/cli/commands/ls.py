@@ -52,9 +52,10 @@ def ls(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List artifacts: feature, short id, rows, size, created, last used, hits, pinned."""
+    """List artifacts: feature, short id, rows, size, created, last used, hits, pinned. A
+    composite result (a tuple, dict, Series...) is one line, its parts counted under rows."""
     from featurecache.cli.context import catalog_session
-    from featurecache.ops.inventory import list_artifacts, short_id
+    from featurecache.ops.inventory import COMPOSITE, list_artifacts, short_id
 
     if limit is None:
         limit = 0 if as_json else TABLE_LIMIT
@@ -65,20 +66,24 @@ def ls(
         return
     shown = len(inventory.rows)
     more = inventory.total - shown
+    # The structure column only when the page holds a composite: most caches have none.
+    composites = any(row.kind == COMPOSITE for row in inventory.rows)
     print_table(
         plural(inventory.total, "artifact"),
-        ["feature", "artifact", "rows", "size", "created", "last used", "hits", "pinned"],
+        ["feature", "artifact", "rows", "size", "created", "last used", "hits", "pinned"]
+        + (["composite"] if composites else []),
         [
             [
                 row.feature,
                 short_id(row.artifact_id),
-                f"{row.rows:,}",
+                plural(row.columns, "part") if row.kind == COMPOSITE else f"{row.rows:,}",
                 human_bytes(row.size_bytes),
                 human_time(row.created_at),
                 human_time(row.last_used_at),
                 row.hits,
                 "yes" if row.pinned else "",
             ]
+            + ([row.summary or ""] if composites else [])
             for row in inventory.rows
         ],
         caption=f"the first {shown:,}; {more:,} more with --limit 0" if more > 0 else None,

@@ -11,6 +11,7 @@ from featurecache.cli.output import (
     human_bytes,
     human_seconds,
     human_time,
+    plural,
     print_json,
     print_table,
 )
@@ -29,7 +30,8 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one artifact: schema, size, the keys that point at it with their components,
-    code version, inputs, downstream artifacts and the training runs that used it."""
+    code version, inputs, downstream artifacts and the training runs that used it. For a
+    composite result, its structure and each part; for a part, the composites it belongs to."""
     from featurecache.cli.context import catalog_session
     from featurecache.ops.inventory import show_artifact
 
@@ -47,21 +49,28 @@ def render(detail: ArtifactDetail) -> None:
     artifact = detail.artifact
     typer.echo(f"artifact  {artifact.artifact_id}")
     typer.echo(f"feature   {', '.join(detail.features) or '-'}")
-    typer.echo(
-        f"content   {artifact.rows:,} rows x {artifact.columns} columns, "
-        f"{human_bytes(artifact.size_bytes)}, computed in {human_seconds(artifact.compute_seconds)}"
-    )
+    if artifact.is_composite:
+        _composite_content(detail)
+    else:
+        typer.echo(
+            f"content   {artifact.rows:,} rows x {artifact.columns} columns, "
+            f"{human_bytes(artifact.size_bytes)}, "
+            f"computed in {human_seconds(artifact.compute_seconds)}"
+        )
+    if detail.part_of:
+        typer.echo(f"part of   {', '.join(short_id(c) for c in detail.part_of)} (composite)")
     typer.echo(
         f"history   created {human_time(artifact.created_at)}, last used "
         f"{human_time(artifact.last_used_at)}, {artifact.hits} hits"
         + (", pinned" if artifact.pinned else "")
     )
     typer.echo(f"uri       {artifact.uri}")
-    print_table(
-        "schema",
-        ["column", "type", "nullable"],
-        [[c.get("name"), c.get("type"), c.get("nullable")] for c in artifact.schema],
-    )
+    if not artifact.is_composite:  # a composite's schemas are its parts'
+        print_table(
+            "schema",
+            ["column", "type", "nullable"],
+            [[c.get("name"), c.get("type"), c.get("nullable")] for c in artifact.schema],
+        )
     for key in detail.keys:
         entry = key.entry
         print_table(
@@ -98,6 +107,31 @@ def render(detail: ArtifactDetail) -> None:
         )
     else:
         typer.echo("runs that used it: -")
+
+
+def _composite_content(detail: ArtifactDetail) -> None:
+    from featurecache.ops.inventory import composite_summary, short_id
+
+    artifact = detail.artifact
+    typer.echo(f"composite {composite_summary(artifact.structure, artifact.columns)}")
+    typer.echo(
+        f"content   {plural(artifact.columns, 'part')}, {human_bytes(artifact.size_bytes)}, "
+        f"computed in {human_seconds(artifact.compute_seconds)}"
+    )
+    print_table(
+        "parts",
+        ["#", "artifact", "rows x columns", "size", "state"],
+        [
+            [
+                ref.position,
+                short_id(ref.part_id),
+                "-" if ref.record is None else f"{ref.record.rows:,} x {ref.record.columns}",
+                "-" if ref.record is None else human_bytes(ref.record.size_bytes),
+                "ok" if ref.live else ("tombstoned" if ref.tombstoned else "missing row"),
+            ]
+            for ref in detail.parts
+        ],
+    )
 
 
 def register(app: typer.Typer) -> None:

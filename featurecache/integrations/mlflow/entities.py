@@ -4,10 +4,17 @@ Built from ``mlflow.entities`` (and a tiny ``mlflow.data`` Dataset for users) so
 mlflow-skinny is enough: ``MetaDataset`` needs ``mlflow.types``, which needs numpy. The digest
 is always our content hash, never MLflow's (its pandas digest reads only the first 10,000 rows,
 its polars digest ignores row order). Imported lazily: importing this module imports mlflow.
+
+A composite result (a train/test split tuple, a dict of frames...) is ONE dataset, as it is one
+result of one call: digest = the composite's id, source = its ``composite:<id>`` URI (type
+``featurecache``), no schema (each part has its own), and a profile with its structure in one
+line and its parts (digest, rows, columns) in order. One dataset per part would make a
+training run list four datasets for one call, named after nothing the user wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
 
 MAX_DIGEST = 36  # MLflow's MAX_DATASET_DIGEST_SIZE and its SQL column size
 MAX_NAME = 500
+COMPOSITE_SOURCE = "featurecache"
+# Parts named in a composite's profile; the rest are counted (a list of 10 000 arrays is one
+# composite too, and a profile is meant for the UI).
+MAX_PROFILE_PARTS = 64
 
 
 def dataset_digest(fingerprint: str) -> str:
@@ -42,6 +53,8 @@ def source_of(uri: str | None) -> tuple[str, str]:
     the UI shows "Source type: S3/Local" and the path."""
     if not uri:
         return "local", json.dumps({"uri": ""})
+    if uri.startswith("composite:"):  # a composite result: no file of its own
+        return COMPOSITE_SOURCE, json.dumps({"uri": uri})
     scheme, sep, _ = uri.partition("://")
     scheme = scheme.lower() if sep else ""
     if scheme in ("http", "https"):
@@ -89,9 +102,55 @@ def artifact_profile(
     return json.dumps(profile)
 
 
+def composite_profile(
+    *,
+    feature: str,
+    structure: Mapping[str, Any],
+    part_ids: Sequence[str],
+    code_digest: str | None,
+    key_id: str | None,
+    producer_run: str | None = None,
+) -> str:
+    """A composite's profile: its structure in one line, its parts' digests in order."""
+    from featurecache.results.codec import describe
+
+    profile: dict[str, Any] = {
+        "composite": True,
+        "num_parts": len(part_ids),
+        "feature": feature,
+        "hash_algo": HASH_ALGO,
+    }
+    # A structure written by another featurecache version: the parts still say what it holds.
+    with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+        profile["structure"] = describe(dict(structure["codec"]))
+    profile["parts"] = [dataset_digest(part_id) for part_id in part_ids[:MAX_PROFILE_PARTS]]
+    if code_digest:
+        profile["code_hash"] = code_digest
+    if key_id:
+        profile["cache_key"] = key_id
+    if producer_run:
+        profile["producer_run"] = producer_run
+    return json.dumps(profile)
+
+
 def artifact_entity(event: ResolvedFeature, producer_run: str | None = None) -> DatasetEntity:
     """The dataset of a cached artifact: ``feature.<name>``, digest = artifact id."""
     source_type, source = source_of(event.artifact_uri)
+    if event.structure is not None:
+        return DatasetEntity(
+            name=feature_dataset_name(event.feature),
+            digest=dataset_digest(event.artifact_id),
+            source_type=source_type,
+            source=source,
+            profile=composite_profile(
+                feature=event.feature,
+                structure=event.structure,
+                part_ids=event.part_ids,
+                code_digest=event.code_digest,
+                key_id=event.key_id,
+                producer_run=producer_run,
+            ),
+        )
     return DatasetEntity(
         name=feature_dataset_name(event.feature),
         digest=dataset_digest(event.artifact_id),
@@ -216,6 +275,26 @@ def feature_dataset(artifact: Any, feature: str | None = None) -> FeatureDataset
         raise ValueError("mlflow_dataset() needs the feature name: pass feature='…'")
     uri = getattr(record, "uri", None) or getattr(record, "artifact_uri", None)
     source_type, source = source_of(uri)
+    structure = getattr(record, "structure", None)
+    if structure is not None:  # a composite result: one dataset, its parts in the profile
+        parts: Sequence[Any] = (
+            getattr(artifact, "parts", None) or getattr(artifact, "part_ids", None) or ()
+        )
+        entity = DatasetEntity(
+            name=feature_dataset_name(name),
+            digest=dataset_digest(record.artifact_id),
+            source_type=source_type,
+            source=source,
+            profile=composite_profile(
+                feature=name,
+                structure=structure,
+                part_ids=[getattr(part, "artifact_id", part) for part in parts],
+                code_digest=getattr(entry, "code_digest", None)
+                or getattr(artifact, "code_digest", None),
+                key_id=getattr(entry, "key_id", None) or getattr(artifact, "key_id", None),
+            ),
+        )
+        return FeatureDataset(entity)
     entity = DatasetEntity(
         name=feature_dataset_name(name),
         digest=dataset_digest(record.artifact_id),

@@ -79,6 +79,9 @@ class MlflowSender:
         by_uri: dict[str, list[QueuedEvent]] = {}
         for item in batch:
             self._names[item.event.artifact_id] = item.event.feature
+            for part_id in item.event.part_ids:
+                # A downstream feature's input is a part: it keeps its composite's name.
+                self._names.setdefault(part_id, item.event.feature)
             by_uri.setdefault(item.scope.tracking_uri or self.tracking_uri, []).append(item)
         for uri, items in by_uri.items():
             usages: list[Usage] = []
@@ -176,15 +179,21 @@ class MlflowSender:
             # The materialisation itself succeeded, whatever part of its record got through.
             _end_run(client, run_id)
         self._producers[event.artifact_id] = run_id
+        for part_id in event.part_ids:
+            self._producers.setdefault(part_id, run_id)
         usages: list[Usage] = [(run_id, event.artifact_id, "output", uri)]
         usages.extend((run_id, up.digest, "source", uri) for up in event.upstream if up.is_artifact)
         return usages
 
     def _note(self, event: ResolvedFeature) -> str:
         """The feature run's description (markdown): what it made and from what."""
+        shape = (
+            f"a composite of {event.columns} parts"
+            if event.structure is not None
+            else f"{event.rows:,} rows × {event.columns} columns"
+        )
         lines = [
-            f"Materialisation of feature `{event.feature}` by featurecache "
-            f"({event.rows:,} rows × {event.columns} columns).",
+            f"Materialisation of feature `{event.feature}` by featurecache ({shape}).",
             "",
             f"- artifact `{event.artifact_id}` at `{event.artifact_uri}`",
             f"- cache key `{event.key_id}`, code `{event.code_digest}`",
