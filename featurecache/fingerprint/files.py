@@ -5,7 +5,11 @@ on other machines agree) and its content: xxh3-128 of its bytes. A function give
 use the path itself (a partition date in a folder name, an output named after the input), so
 two files with equal bytes at different paths are different inputs. Directories are a Merkle
 hash over their sorted relative entries (files with their content hashes, sub-directories,
-symlink cycles, broken links, special files).
+symlink cycles, broken links, special files); nothing is skipped, hidden files included. The
+matches of a glob (``tree_content``, for ``str`` arguments: ``pathstr``) are hashed the same
+way. Folders and globs also keep a listing of their files with short content hashes, so that
+``why`` can name the file that changed; past ``LISTED_FILES_MAX`` files only the count and
+the digest are kept (the key still covers every file).
 
 The stat cache (SQLite under ``state_dir``, WAL, shared by the processes of one host) maps an
 absolute path to the content hash last computed for it together with the file's (st_dev,
@@ -29,11 +33,12 @@ import stat as statmod
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from featurecache.errors import InputNotFoundError, UnsupportedInputError
+from featurecache.fingerprint.listing import TreeContent, file_listing
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import HASH_ALGO, hash_readable, hash_struct
 
@@ -47,6 +52,8 @@ _CHUNK = 2 << 20
 _RETRIES = 3  # re-reads of a file whose stat changed while it was being hashed
 
 _Key = tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns
+# Up to this many glob matches, each file's stat-cache row is looked up on its own.
+_FEW_MATCHES = 32
 
 
 def _signed(value: int) -> int:
@@ -157,7 +164,7 @@ class FileFingerprinter:
         self.close()
 
     # ----------------------------------------------------------------- content hashing
-    def _content(self, path: Path, st: os.stat_result, known: dict[str, Any] | None) -> str:
+    def _content(self, path: Path | str, st: os.stat_result, known: dict[str, Any] | None) -> str:
         # The stat cache first: it answers in microseconds, while a resolver may have to import
         # and open DVC (a third of a second per process). A resolver's answer is remembered
         # like our own hash, under the same stat key and racy-write rule.
@@ -170,13 +177,13 @@ class FileFingerprinter:
                 return str(digest)
         for resolver in self._resolvers:
             started_ns = self._clock()
-            answer = resolver(path, st)
+            answer = resolver(Path(path), st)
             if answer:
                 self._store(key, _key(st), answer, started_ns)
                 return answer
         return self._hash_and_store(path, key)
 
-    def _hash_and_store(self, path: Path, key: str) -> str:
+    def _hash_and_store(self, path: Path | str, key: str) -> str:
         for _ in range(_RETRIES):
             started_ns = self._clock()
             with open(path, "rb") as handle:
@@ -208,8 +215,49 @@ class FileFingerprinter:
             kind="directory",
             fingerprint=f"{HASH_ALGO}:{hash_struct(['directory', logical, content])}",
             summary=f"directory {logical} ({files:,} files, {human_size(size)})",
-            value={"path": logical, "content": content, "files": files, "size": size},
+            value={
+                "path": logical,
+                "content": content,
+                "files": files,
+                "size": size,
+                "listing": file_listing(entries, prefix=logical),
+            },
             source_uri=absolute.as_uri(),
+        )
+
+    def tree_content(self, matches: Sequence[str], base: str) -> TreeContent:
+        """The content of the paths a glob matched (as ``glob`` spelled them): each file by its
+        content hash, each matched folder walked as a directory argument is. ``base`` is the
+        folder every match lies under: for many matches its stat-cache rows are read in one
+        query, for a few each is looked up (``*.csv`` at the top of a big project must not
+        read the whole project's rows)."""
+        bulk = len(matches) > _FEW_MATCHES
+        known = self._rows_under(os.path.abspath(base)) if bulk else None
+        entries: list[list[Any]] = []
+        totals = [0, 0]  # files, bytes
+        for name in matches:
+            absolute = Path(os.path.abspath(name))
+            try:
+                st = os.stat(absolute)
+            except FileNotFoundError:  # a broken link, or removed since glob listed it
+                entries.append(["missing", name])
+                continue
+            if statmod.S_ISDIR(st.st_mode):
+                entries.append(["dir", name])
+                rows = known if known is not None else self._rows_under(str(absolute))
+                self._walk(absolute, name, frozenset(), entries, totals, rows)
+            elif statmod.S_ISREG(st.st_mode):
+                entries.append(["file", name, self._content(absolute, st, known)])
+                totals[0] += 1
+                totals[1] += st.st_size
+            else:  # fifo, socket, device: never read
+                entries.append(["special", name, statmod.S_IFMT(st.st_mode)])
+        files, size = totals
+        return TreeContent(
+            content=f"{HASH_ALGO}:{hash_struct(['glob', entries])}",
+            files=files,
+            size=size,
+            listing=file_listing(entries, prefix=""),
         )
 
     def _walk(
@@ -239,7 +287,8 @@ class FileFingerprinter:
                 entries.append(["dir", name])
                 self._walk(Path(item.path), name, ancestors, entries, totals, known)
             elif statmod.S_ISREG(st.st_mode):
-                entries.append(["file", name, self._content(Path(item.path), st, known)])
+                # item.path as it is: a Path per file costs more than the stat cache lookup.
+                entries.append(["file", name, self._content(item.path, st, known)])
                 totals[0] += 1
                 totals[1] += st.st_size
             else:  # fifo, socket, device: never read

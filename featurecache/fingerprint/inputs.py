@@ -9,7 +9,9 @@ implies pandas is imported), so ``import featurecache`` never imports pandas, po
   out by the cache are recognised (``carry``) and cost no rehash;
 * pandas Series, pyarrow RecordBatch / Array / ChunkedArray, numpy arrays and scalars;
 * paths (``pathlib.Path``, ``os.PathLike``): their content (``files``); ``S3Path``: its
-  object's metadata (``s3object``). A ``str`` is a value, never a path;
+  object's metadata (``s3object``). A ``str`` that names an existing file or folder, a glob
+  that matches files, or an ``s3://`` object or prefix is that path too, its text included
+  (``pathstr``); any other ``str`` is a value;
 * plain values and containers of them (``values``); a container holding frames or paths is a
   Merkle hash of its parts (kind "container").
 
@@ -20,9 +22,11 @@ cache key must include the kind as well as the fingerprint.
 
 from __future__ import annotations
 
+import functools
 import os
-import warnings
+import types
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from featurecache.errors import UnsupportedInputError
@@ -30,6 +34,10 @@ from featurecache.fingerprint import carry
 from featurecache.fingerprint.arrow.content import fingerprint_array, fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.frame_info import carried_schema, frame_shape, schema_of
+from featurecache.fingerprint.object_inputs import fingerprint_declared, fingerprint_instance
+from featurecache.fingerprint.objects import refusal_hint
+from featurecache.fingerprint.pathstr import fingerprint_path_str, names_data
+from featurecache.fingerprint.registry import registered_fingerprint
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.fingerprint.values import (
     CONTAINERS,
@@ -65,8 +73,12 @@ SUPPORTED_INPUTS = (
     "enum.Enum",
     "list / tuple / dict / set of these",
     "pathlib.Path and os.PathLike (the file's content)",
+    "str naming an existing file or folder, a glob matching files, or an s3:// object",
     "featurecache S3Path (the s3:// object)",
     "featurecache DvcPath (a DVC-tracked file at a git revision)",
+    "dataclasses, NamedTuples, attrs classes, pydantic models (their fields)",
+    "instances of your own classes (their attributes)",
+    "types taught with featurecache.register_fingerprint",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
 # Input types that integrations teach the fingerprinter (``register_input_type``): each module
@@ -79,8 +91,11 @@ def register_input_type(cls: type, fingerprint: Callable[[str, Any], InputFinger
     _REGISTERED[cls] = fingerprint
 
 
-class StrLooksLikePathWarning(UserWarning):
-    """A ``str`` argument names an existing file: its text is hashed, not the file."""
+# Whether a ``str`` that names a path is fingerprinted as that path: False while an argument
+# listed in ``@cached_feature(values=[...])`` is fingerprinted. A context variable rather than a
+# parameter, so every recursion into containers (and into the fields of config objects) sees
+# the argument's setting without each handler passing it on.
+_STR_PATHS: ContextVar[bool] = ContextVar("featurecache_str_paths", default=True)
 
 
 def _prefixed(digest: str) -> str:
@@ -88,11 +103,18 @@ def _prefixed(digest: str) -> str:
 
 
 def fingerprint_input(
-    argument: str, value: object, *, files: FileFingerprinter
+    argument: str, value: object, *, files: FileFingerprinter, str_paths: bool = True
 ) -> InputFingerprint:
     """The fingerprint of ``value`` passed as ``argument``. Raises ``UnsupportedInputError``
-    (naming the argument, the type and what is supported) for anything else."""
-    return _fingerprint(argument, argument, value, files)
+    (naming the argument, the type and what is supported) for anything else.
+
+    ``str_paths=False`` hashes every ``str`` in ``value`` as text, even one naming a path
+    (the ``values=[...]`` option of ``cached_feature``)."""
+    token = _STR_PATHS.set(str_paths)
+    try:
+        return _fingerprint(argument, argument, value, files)
+    finally:
+        _STR_PATHS.reset(token)
 
 
 def _fingerprint(
@@ -101,6 +123,11 @@ def _fingerprint(
     artifact_id = carry.recall(value)
     if artifact_id is not None:
         return _carried(argument, value, artifact_id)
+    # Types given to register_fingerprint, then config objects: before the built-in rules, as
+    # a registration wins over them and a NamedTuple is also a tuple.
+    declared = fingerprint_declared(argument, where, value, _recurse(argument, files))
+    if declared is not None:
+        return declared
     kind = frame_kind(value)
     if kind is not None:
         return _frame(argument, where, value, kind)
@@ -117,8 +144,15 @@ def _fingerprint(
         return special(argument, where, value)
     if isinstance(value, os.PathLike):
         return files.fingerprint(argument, value)
+    if isinstance(value, str) and _STR_PATHS.get():
+        named = fingerprint_path_str(argument, value, files)
+        if named is not None:
+            return named
     if is_plain_scalar(value) or isinstance(value, CONTAINERS):
         return _plain(argument, where, value, files)
+    instance = fingerprint_instance(argument, where, value, _recurse(argument, files))
+    if instance is not None:
+        return instance
     raise _unsupported(argument, where, value)
 
 
@@ -239,12 +273,12 @@ def _numpy(argument: str, where: str, value: Any) -> InputFingerprint:
 
 
 def _plain(argument: str, where: str, value: object, files: FileFingerprinter) -> InputFingerprint:
+    if isinstance(value, CONTAINERS) and _needs_parts(value, _STR_PATHS.get()):
+        return _container(argument, where, value, files)
     try:
         digest = value_digest(value)
     except UnencodableValueError:
         return _container(argument, where, value, files)
-    if isinstance(value, str):
-        _warn_if_path(argument, value)
     shown = json_value(value)
     return InputFingerprint(
         argument=argument,
@@ -262,6 +296,10 @@ def _container(
     parts: list[dict[str, Any]] = []
 
     def tree(item: object, at: str) -> list[Any]:
+        if item is not value and _declared(item):  # a NamedTuple is a config, not a tuple
+            leaf = _fingerprint(argument, at, item, files)
+            parts.append({"at": at, **leaf.to_json()})
+            return ["leaf", leaf.kind, leaf.fingerprint]
         if isinstance(item, list | tuple):
             tag = "list" if isinstance(item, list) else "tuple"
             return [tag, [tree(x, f"{at}[{i}]") for i, x in enumerate(item)]]
@@ -285,31 +323,64 @@ def _container(
     )
 
 
-def _warn_if_path(argument: str, text: str) -> None:
-    if not text or len(text) > 1024 or "\n" in text or ("/" not in text and os.sep not in text):
-        return
-    if os.path.exists(text):
-        warnings.warn(
-            f"argument {argument!r} is the str {text!r}, which names an existing path: "
-            "featurecache keys on the text, not on the file. Pass pathlib.Path(...) to "
-            "fingerprint the file's content.",
-            StrLooksLikePathWarning,
-            stacklevel=5,
+def _needs_parts(value: object, paths: bool, top: bool = True) -> bool:
+    """Whether a container of plain values holds a ``str`` that names a path (``paths``), or a
+    NamedTuple or registered type (a config, whose class counts, not a plain tuple): then it
+    is hashed part by part (``_container``), so each such item counts as it would alone. A
+    container of plain values keeps the value fingerprint it always had."""
+    if isinstance(value, str):
+        return paths and names_data(value)
+    if not top and _declared(value):
+        return True
+    if isinstance(value, dict):
+        return any(
+            _needs_parts(k, paths, False) or _needs_parts(v, paths, False)
+            for k, v in value.items()
         )
+    if isinstance(value, CONTAINERS):
+        return any(_needs_parts(item, paths, False) for item in value)
+    return False
+
+
+def _declared(value: object) -> bool:
+    """A container-like value with a fingerprint of its own: a NamedTuple, or an instance of
+    a type given to ``register_fingerprint`` (which may subclass a container)."""
+    cls = type(value)
+    if cls in _PLAIN_CONTAINERS or not isinstance(value, CONTAINERS):
+        return False
+    return hasattr(cls, "_fields") or registered_fingerprint(cls) is not None
 
 
 def _at(argument: str, where: str) -> str:
     return "" if where == argument else f" at {where}"
 
 
+def _recurse(argument: str, files: FileFingerprinter) -> Callable[[str, object], InputFingerprint]:
+    """The dispatch for the fields of an object argument (``object_inputs``)."""
+    return lambda where, item: _fingerprint(argument, where, item, files)
+
+
+_PLAIN_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+
+_CODE_TYPES = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+    functools.partial,
+)
+
+
 def _unsupported(argument: str, where: str, value: object) -> UnsupportedInputError:
-    hint = "Pass plain values, frames or paths instead (or convert the object to one)."
     if hasattr(value, "__next__") or type(value).__name__ in {"generator", "map", "filter"}:
         hint = "Iterators are consumed by hashing: materialise it first, e.g. list(...)."
     elif type(value).__module__.split(".")[0] == "pandas":
         hint = "Convert it to a pandas DataFrame or Series."
-    elif callable(value):
+    elif isinstance(value, _CODE_TYPES):
         hint = "Functions are part of the code identity, not of the inputs: call it inside."
+    else:
+        hint = refusal_hint(value)
     return UnsupportedInputError(
         argument, f"{type_name(value)}{_at(argument, where)}", SUPPORTED_INPUTS, hint
     )

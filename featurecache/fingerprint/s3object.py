@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from featurecache.errors import (
@@ -22,12 +23,14 @@ from featurecache.errors import (
     MissingDependencyError,
     StoreError,
 )
+from featurecache.fingerprint.listing import LISTED_FILES_MAX
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import hash_struct
 
 _SCHEME = "s3://"
 # Modern bucket rules, relaxed to admit legacy names (upper case, underscores) that still exist.
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+_S3_MAGIC = re.compile(r"[*?\[]")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket", "NoSuchVersion"})
 
 
@@ -122,6 +125,135 @@ def fingerprint_s3_object(argument: str, path: S3Path, *, client: Any = None) ->
         summary=summary,
         source_uri=path.url,
     )
+
+
+def fingerprint_s3_str(argument: str, url: str, *, client: Any = None) -> InputFingerprint | None:
+    """An ``s3://`` string argument: the object it names (as ``S3Path``), else the objects
+    under the prefix ``key/`` (a "folder"), else, when the key holds a wildcard, the objects
+    the pattern matches; None when it names nothing (the string is then a plain value).
+
+    Raises ``StoreError`` / ``MissingDependencyError`` when S3 cannot be asked: a string that
+    may name data must not silently become a value (list the argument in
+    ``@cached_feature(values=[...])`` to keep it one)."""
+    try:
+        bucket, key = parse_s3_url(url, require_key=False)
+    except InvalidS3UrlError:
+        return None
+    client = client or _default_client()
+    named: InputFingerprint | None = None
+    if key and not key.endswith("/"):
+        try:
+            named = fingerprint_s3_object(argument, S3Path(url), client=client)
+        except InputNotFoundError:
+            named = None
+    if named is None and _S3_MAGIC.search(key):
+        named = _s3_listing(argument, url, bucket, key, client, pattern=True)
+    if named is None:
+        prefix = key if not key or key.endswith("/") else f"{key}/"
+        named = _s3_listing(argument, url, bucket, prefix, client, pattern=False)
+    if named is None:
+        return None
+    return InputFingerprint(
+        argument=argument,
+        kind=named.kind,
+        fingerprint=f"s3:{hash_struct(['s3-str', url, named.fingerprint])}",
+        summary=f"str {url!r}: {named.summary}",
+        value={"text": url, **(named.value or {})},
+        source_uri=named.source_uri,
+    )
+
+
+def _s3_listing(
+    argument: str, url: str, bucket: str, key: str, client: Any, *, pattern: bool
+) -> InputFingerprint | None:
+    """The objects under a prefix, or matching a glob pattern (``*`` and ``?`` stay within one
+    ``/`` segment, ``**`` spans segments), by key, ETag and size; None when there are none."""
+    magic = _S3_MAGIC.search(key) if pattern else None
+    prefix = key[: magic.start()] if magic is not None else key
+    wanted = _s3_pattern(key) if magic is not None else None
+    objects: list[list[Any]] = []
+    listing: dict[str, str] | None = {}
+    size = 0
+    for item in _list_objects(argument, bucket, prefix, client):
+        name = str(item["Key"])
+        if wanted is not None and not wanted.fullmatch(name):
+            continue
+        etag, length = str(item.get("ETag", "")).strip('"'), int(item.get("Size", 0))
+        objects.append([name, etag, length])
+        size += length
+        if listing is not None and len(listing) == LISTED_FILES_MAX:
+            listing = None  # too many to store with the key: the count and digest remain
+        elif listing is not None:
+            listing[f"{_SCHEME}{bucket}/{name}"] = etag[:16]
+    if not objects:
+        return None
+    digest = hash_struct(["s3objects", bucket, objects])
+    what = "objects matching" if pattern else "objects under"
+    return InputFingerprint(
+        argument=argument,
+        kind="s3",
+        fingerprint=f"s3:{digest}",
+        summary=f"{len(objects):,} {what} {_SCHEME}{bucket}/{key} ({_human_size(size)})",
+        value={"content": f"s3:{digest}", "files": len(objects), "size": size, "listing": listing},
+        source_uri=url,
+    )
+
+
+def _list_objects(argument: str, bucket: str, prefix: str, client: Any) -> Iterator[dict[str, Any]]:
+    try:
+        from botocore import exceptions as bx
+    except ImportError:
+        raise MissingDependencyError("boto3", "s3", "fingerprinting an s3:// string") from None
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            yield from page.get("Contents", ())
+    except bx.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND:
+            return  # no such bucket: the string names nothing
+        raise StoreError(
+            f"cannot list s3://{bucket}/{prefix} (argument {argument!r}): {code}; check the AWS "
+            "credentials and AWS_ENDPOINT_URL, or list the argument in "
+            "@cached_feature(values=[...]) to hash it as text"
+        ) from exc
+    except bx.BotoCoreError as exc:
+        raise StoreError(
+            f"cannot list s3://{bucket}/{prefix} (argument {argument!r}): {exc}"
+        ) from exc
+
+
+def _s3_pattern(key: str) -> re.Pattern[str]:
+    """A glob over S3 keys as a regex: ``**/`` any number of folders (none included), ``**``
+    any characters, ``*`` and ``?`` within one segment, ``[...]`` a character class."""
+    out: list[str] = []
+    i = 0
+    while i < len(key):
+        char = key[i]
+        if key.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if key.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and key.find("]", i + 2) > 0:
+            # A "]" right after "[" (or "[!") is a member of the class, as in fnmatch.
+            end = key.find("]", i + 2)
+            body = key[i + 1 : end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+            continue
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out))
 
 
 def _head(argument: str, path: S3Path, client: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ class InputFingerprint:
 
     argument: str
     # "polars" | "lazy" | "pandas" | "arrow" | "numpy" | "value" | "file" | "directory" | "s3"
-    # | "container" (a list/tuple/dict holding paths or frames)
+    # | "glob" (a str pattern matching files) | "container" (a list/tuple/dict holding paths
+    # or frames)
     kind: str
     # Algorithm-prefixed digest: "xxh3_128:<32 hex>", or "md5:<hex>" for DVC-confirmed files.
     fingerprint: str
@@ -50,3 +51,6 @@ class CodeIdentity:
     #  "libraries": {dist: version}, "options": {...}, "warnings": [...]}
     components: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Path-like string literals of the code (``code.literals``): not in the digest; those
+    # naming an existing file or folder at call time become inputs of the key.
+    path_literals: tuple[str, ...] = ()

@@ -15,6 +15,8 @@ _KIND_WORDS = {
     "module": "module",
 }
 _MAX_VALUE_CHARS = 60
+# A `why` line names at most this many changed files of one argument, then counts the rest.
+_MAX_FILES_NAMED = 10
 
 
 def fmt_value(value: object) -> str:
@@ -73,6 +75,10 @@ def input_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[st
     ]
     if before.get("kind") != after.get("kind"):
         parts.append(f"{before.get('kind')} → {after.get('kind')}")
+    elif before.get("kind") == "object":  # a config object: name the fields that changed
+        from featurecache.fingerprint.object_inputs import field_changes
+
+        parts.extend(field_changes(before.get("value"), after.get("value")))
     rows_a, rows_b = before.get("rows"), after.get("rows")
     if isinstance(rows_a, int) and isinstance(rows_b, int) and rows_a != rows_b:
         parts.append(f"{rows_a:,} → {rows_b:,} rows")
@@ -115,3 +121,61 @@ def schema_changes(before: object, after: object) -> list[str]:
     if common_a != common_b:
         parts.append("column order changed")
     return parts
+
+
+def file_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """``file data/x.csv changed`` / ``added`` / ``removed`` for a file, folder, glob or
+    ``s3://`` argument (or a container's parts of those), from the listings stored with its
+    fingerprint; ``[]`` when the fingerprints carry none (frames, values, older entries)."""
+    if before.get("kind") == "container" and after.get("kind") == "container":
+        return _part_file_changes(before.get("value"), after.get("value"))
+    a, b = before.get("value"), after.get("value")
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return []
+    words: list[str] = []
+    if a.get("text") is not None and b.get("text") is not None and a["text"] != b["text"]:
+        words.append(f"str {fmt_value(a['text'])} → {fmt_value(b['text'])}")
+    listed_a, listed_b = a.get("listing"), b.get("listing")
+    if isinstance(listed_a, Mapping) and isinstance(listed_b, Mapping):
+        return words + _listing_changes(listed_a, listed_b)
+    if before.get("kind") == after.get("kind") == "file" and a.get("content") != b.get("content"):
+        path = b.get("path")
+        return words + ([f"file {path} changed"] if path == a.get("path") and path else [])
+    files_a, files_b = a.get("files"), b.get("files")
+    if isinstance(files_a, int) and isinstance(files_b, int) and "listing" in b:
+        # Past the listing cap only the count and the digest are stored with the key.
+        if files_a != files_b:
+            words.append(f"{files_a:,} → {files_b:,} files (too many to name each)")
+        elif a.get("content") != b.get("content"):
+            words.append(f"a file among {files_b:,} changed (too many to name each)")
+    return words
+
+
+def _listing_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    changes: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            changes.append(f"file {name} added")
+        elif name not in after:
+            changes.append(f"file {name} removed")
+        elif before[name] != after[name]:
+            changes.append(f"file {name} changed")
+    if len(changes) > _MAX_FILES_NAMED:
+        rest = len(changes) - _MAX_FILES_NAMED
+        changes = [*changes[:_MAX_FILES_NAMED], f"{rest:,} more files changed, added or removed"]
+    return changes
+
+
+def _part_file_changes(before: object, after: object) -> list[str]:
+    """The file changes of the path parts of a list/tuple/dict argument, paired by position."""
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return []
+    parts_a = {p.get("at"): p for p in before.get("parts") or [] if isinstance(p, Mapping)}
+    parts_b = {p.get("at"): p for p in after.get("parts") or [] if isinstance(p, Mapping)}
+    words: list[str] = []
+    for at in sorted(set(parts_a) | set(parts_b), key=str):
+        a, b = parts_a.get(at), parts_b.get(at)
+        if a is None or b is None or a.get("fingerprint") == b.get("fingerprint"):
+            continue
+        words.extend(f"{at}: {change}" for change in file_changes(a, b))
+    return words

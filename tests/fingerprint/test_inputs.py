@@ -21,7 +21,7 @@ from featurecache.errors import InputNotFoundError, UnsupportedInputError
 from featurecache.fingerprint import inputs as inputs_module
 from featurecache.fingerprint.arrow.content import fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
-from featurecache.fingerprint.inputs import StrLooksLikePathWarning, fingerprint_input
+from featurecache.fingerprint.inputs import fingerprint_input
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.frames import to_arrow
 
@@ -142,12 +142,11 @@ def test_paths_are_content_and_strings_are_values(files: FileFingerprinter, tmp_
     path.write_text("a\n1\n")
     as_path = fp(path, files)
     assert as_path.kind == "file"
-    with pytest.warns(StrLooksLikePathWarning, match="pathlib.Path"):
-        as_text = fp(str(path), files)
-    assert as_text.kind == "value" and as_text.fingerprint != as_path.fingerprint
+    as_text = fp(str(path), files)  # that file, and its text (test_path_strings.py)
+    assert as_text.kind == "file" and as_text.fingerprint != as_path.fingerprint
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fp("not/a/real/path", files)  # no warning for text that names nothing
+        assert fp("not/a/real/path", files).kind == "value"  # text that names nothing
     path.write_text("a\n2\n")
     assert fp(path, files).fingerprint != as_path.fingerprint
 
