@@ -31,6 +31,12 @@ from featurecache.fingerprint.code.guards import (
     lookup_guard,
 )
 from featurecache.fingerprint.code.libraries import display_path
+from featurecache.fingerprint.code.literals import (
+    MAX_LITERALS,
+    literals_in_code,
+    literals_in_node,
+    literals_in_value,
+)
 from featurecache.fingerprint.code.normalise import (
     DecoratorFilter,
     SourceFile,
@@ -70,6 +76,9 @@ class Walker:
         self.findings: list[Finding] = []
         self.guards: list[Guard] = []
         self.bytecode_used = False
+        # Path-like string literals of the code walked (``code.literals``): not part of any
+        # digest, checked against the file system at each call.
+        self.path_literals: dict[str, None] = {}
         self.frozen = False  # re-checking a memo: nothing new may be followed
         self._tokens: dict[int, str] = {}
         self._keep: list[object] = []  # keeps ids unique while tokens refer to them
@@ -189,6 +198,7 @@ class Walker:
                 "depends on the Python version",
                 False,
             )
+        self.note_literals(literals_in_node(node) if node is not None else literals_in_code(code))
         bindings: dict[str, str] = {}
         for chain in sorted(global_chains(code)):
             if self.is_ignored(owner, chain):
@@ -342,10 +352,18 @@ class Walker:
         if mutable:
             self.guards.append(self._value_guard(value, label, digest))
         record: dict[str, Any] = {"kind": kind, "digest": digest, "file": file, "line": line}
+        self.note_literals(literals_in_value(value))
         ok, shown = short_json(value)
         if ok:
             record["value"] = shown
         return record
+
+    def note_literals(self, texts: list[str]) -> None:
+        for text in texts:
+            if len(self.path_literals) >= MAX_LITERALS:
+                return
+            if text not in self.ignore:  # ``ignore=["out/result.parquet"]``: an output
+                self.path_literals.setdefault(text, None)
 
     def _value_guard(self, value: object, label: str, digest: str) -> Guard:
         def check() -> bool:

@@ -167,6 +167,7 @@ def _compute(
         source=source,
         components=components,
         warnings=tuple(f.message for f in findings),
+        path_literals=tuple(walker.path_literals),
     )
     fatal = tuple(f.message for f in findings if f.fatal)
     return _Entry(identity, tuple(walker.guards), fatal, depends)

@@ -22,6 +22,7 @@ value: it is reported as a finding and only its type is hashed.
 
 from __future__ import annotations
 
+import abc
 import collections
 import dataclasses
 import enum
@@ -48,6 +49,11 @@ _NEUTRAL_TYPES: tuple[type, ...] = (
     type(threading.RLock()),
     threading.Event,
     threading.Condition,
+    # Made by the class statement itself (``__slots__``, NamedTuple fields, ABC caches): the
+    # class statement is hashed, so these are no live state.
+    types.MemberDescriptorType,
+    type(vars(collections.namedtuple("_Probe", "x"))["x"]),
+    type(vars(abc.ABC)["_abc_impl"]),
 )
 
 
