@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from featurecache.catalog.records import EntryRecord
+from featurecache.fingerprint.literals import LITERAL_PREFIX
 from featurecache.ops.key_diff_wording import (
     dependency_label,
     dependency_name,
+    file_changes,
     fmt_value,
     input_change,
     short_fingerprint,
@@ -311,7 +313,13 @@ def _changed_input(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> Cha
         after = b.get("value", b.get("summary"))
         message = f"param `{name}`: {fmt_value(before)} → {fmt_value(after)}"
         return Change("param", name, before, after, message)
-    message = f"input `{name}`: " + "; ".join(input_change(a, b))
+    files = file_changes(a, b)
+    if files and name.startswith(LITERAL_PREFIX):  # a path the code names, not an argument
+        message = f"path `{name.removeprefix(LITERAL_PREFIX)}` in the code: " + "; ".join(files)
+    elif files:
+        message = f"argument `{name}`: " + "; ".join(files)
+    else:
+        message = f"input `{name}`: " + "; ".join(input_change(a, b))
     return Change("input", name, a.get("fingerprint"), b.get("fingerprint"), message)
 
 
