@@ -24,6 +24,7 @@ from featurecache.errors import (
     ConfigError,
     DvcError,
     FeatureCacheError,
+    InputMutatedWarning,
     InputNotFoundError,
     InvalidArtifactIdError,
     InvalidS3UrlError,
@@ -43,8 +44,11 @@ from featurecache.feature import (
     cached_feature,
     default_cache,
 )
+from featurecache.fingerprint.observed_inputs import ObservedInputWarning
+from featurecache.results.annotations import UnsupportedReturnAnnotationError
 
 if TYPE_CHECKING:
+    from featurecache.fingerprint.registry import register_fingerprint
     from featurecache.fingerprint.s3object import S3Path
     from featurecache.integrations.dvc.path import DvcPath
     from featurecache.integrations.mlflow.lineage import lineage, mlflow_dataset
@@ -67,23 +71,27 @@ __all__ = [
     "FeatureCache",
     "FeatureCacheError",
     "FeatureOptions",
+    "InputMutatedWarning",
     "InputNotFoundError",
     "InvalidArtifactIdError",
     "InvalidS3UrlError",
     "LeaseLostError",
     "MissingDependencyError",
+    "ObservedInputWarning",
     "S3Path",
     "StoreCapabilityError",
     "StoreError",
     "UnknownFeatureError",
     "UnsupportedInputError",
     "UnsupportedOutputError",
+    "UnsupportedReturnAnnotationError",
     "WaitTimeoutError",
     "__version__",
     "cached_feature",
     "default_cache",
     "lineage",
     "mlflow_dataset",
+    "register_fingerprint",
     "why",
 ]
 
@@ -97,6 +105,10 @@ def __getattr__(name: str) -> Any:
         from featurecache.integrations.dvc.path import DvcPath
 
         return DvcPath
+    if name == "register_fingerprint":
+        from featurecache.fingerprint.registry import register_fingerprint
+
+        return register_fingerprint
     if name == "why":
         from featurecache.ops.why import why
 

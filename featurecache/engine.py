@@ -32,8 +32,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,10 +48,31 @@ from featurecache.errors import (
     LeaseLostError,
     StoreError,
 )
+from featurecache.fingerprint import observed
 from featurecache.fingerprint.files import FileFingerprinter
+from featurecache.fingerprint.observed_inputs import (
+    Exclusions,
+    Observation,
+    block_for,
+    covered_paths,
+    first_change,
+    recorded_of,
+    resolve,
+    settle,
+    warn_unattributed,
+)
+from featurecache.fingerprint.written import WrittenPaths
 from featurecache.hashing import digest_bytes, hash_file_bytes
 from featurecache.keys import CacheKey, build_key
-from featurecache.publish import Lease, Publisher, PublishJob, warn_once
+from featurecache.publish import (
+    CompositePart,
+    CompositeResult,
+    Lease,
+    Publisher,
+    PublishJob,
+    warn_once,
+)
+from featurecache.results.codec import CompositeStructureError
 from featurecache.settings import Settings, load_settings
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
@@ -96,6 +117,8 @@ class FeatureSpec(Protocol):
     def lazy(self) -> bool: ...
     @property
     def wait(self) -> bool: ...
+    @property
+    def values(self) -> tuple[str, ...]: ...
     def code_identity(self, track_library_versions: bool = True) -> CodeIdentity: ...
 
 
@@ -109,6 +132,9 @@ class Call:
     key: CacheKey
     inputs: dict[str, InputFingerprint]
     started: float
+    # Files the body read (``fingerprint.observed_inputs``): filled by the lookup (a stale
+    # entry's) and by the body's run (this result's).
+    observation: Observation = field(default_factory=Observation)
 
 
 class _Missing:
@@ -234,6 +260,10 @@ class CacheEngine:
         self.stores = store_writable and not settings.read_only and not catalog.read_only
         self.files = FileFingerprinter(settings.state_dir, project_root=settings.project_root)
         # DVC-tracked inputs: DVC's state + the catalog's md5 -> xxh3 aliases.
+        # Reads of a body that are the cache's own files, never observed inputs.
+        self.exclusions = _own_exclusions(settings, catalog, store)
+        # Paths bodies wrote that their code names as literals: outputs, never key inputs.
+        self.written = WrittenPaths(settings.state_dir)
         for resolver in hooks.resolvers_for(catalog):
             self.files.add_resolver(resolver)
         self.owner = new_owner()
@@ -346,8 +376,10 @@ class CacheEngine:
         started = time.perf_counter()
         key, inputs = self.key_for(feature, args, kwargs)
         self.publisher.wait_for(key.key_id)
-        hit = self.catalog.lookup(key.key_id)
         call = Call(feature, args, kwargs, key, inputs, started)
+        if observed.current() is not None:  # inside another feature's body: its inputs too
+            observed.note_paths(covered_paths(inputs))
+        hit = self._fresh(self.catalog.lookup(key.key_id), call)
         if hit is not None:
             value = self._load(hit, feature.lazy)
             if value is _UNREADABLE:
@@ -365,10 +397,17 @@ class CacheEngine:
         bound = feature.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         inputs = {
-            name: fingerprint_input(name, value, files=self.files)
+            name: fingerprint_input(
+                name, value, files=self.files, str_paths=name not in feature.values
+            )
             for name, value in bound.arguments.items()
         }
         code = feature.code_identity(self.settings.track_library_versions)
+        if code.path_literals:  # "data/labels.csv" in the code: its content is an input
+            from featurecache.fingerprint.literals import literal_inputs
+
+            found = literal_inputs(code.path_literals, self.files, self.exclusions, self.written)
+            inputs.update(found)
         return build_key(feature.name, code, inputs), inputs
 
     # -- hit ----------------------------------------------------------------------------
@@ -376,30 +415,29 @@ class CacheEngine:
     def _load(self, hit: Hit, lazy: bool) -> Any:
         """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
         from featurecache.fingerprint.carry import remember
-        from featurecache.parquet import read_artifact, scan_artifact_bytes
 
         artifact = hit.artifact
         kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
         try:
-            if (path := self.store.local_path(artifact.artifact_id)) is not None:
-                value: Any = self._load_local(artifact, path, kind, scan=lazy)
+            if artifact.is_composite:
+                value: Any = self._read_composite(hit)
             else:
-                # A remote store: the download is verified (size, hash, footer) and decoded or,
-                # lazily, scanned from memory; the scan never reads the store again.
-                data = self.store.read_bytes(artifact.artifact_id)
-                verify_file(artifact, len(data), lambda: digest_bytes(data))
-                verify_footer(artifact, data)
-                value = scan_artifact_bytes(data) if lazy else read_artifact(data, kind)
-        except ArtifactNotFoundError:
-            log.warning(
-                "artifact %s is missing from %s: recomputing",
-                artifact.artifact_id,
-                self.store.location,
-            )
-            return self._forget(artifact.artifact_id)
+                value = self._read(artifact, kind)
+        except ArtifactNotFoundError as exc:
+            log.warning("artifact %s is missing from %s: recomputing", exc.ref, self.store.location)
+            # Forgetting a part forgets every composite made of it.
+            return self._forget(exc.ref)
         except ArtifactCorruptError as exc:
             log.warning("%s: quarantined, recomputing", exc)
-            return self._forget(artifact.artifact_id, quarantine=exc.reason)
+            return self._forget(exc.artifact_id, quarantine=exc.reason)
+        except CompositeStructureError as exc:
+            # A composite whose NamedTuple class is not importable here (or changed its
+            # fields): the parts are fine for other processes, so nothing is forgotten; this
+            # call computes, and its publish records the structure this process can rebuild.
+            log.warning(
+                "featurecache: cannot rebuild %s here (%s): recomputing", artifact.artifact_id, exc
+            )
+            return _UNREADABLE
         except StoreError as exc:
             # Unreachable, slow past FEATURECACHE_REMOTE_TIMEOUT, or refusing reads: the
             # artifact may be fine, so it is kept; this call computes instead.
@@ -410,9 +448,44 @@ class CacheEngine:
                 exc,
             )
             return _UNREADABLE
-        remember(value, artifact.artifact_id)
+        if not artifact.is_composite:
+            remember(value, artifact.artifact_id)
         self._saw(artifact.artifact_id)
         return value
+
+    def _read(self, artifact: ArtifactRecord, kind: ReturnKind) -> Any:
+        """One single-file artifact as ``kind``, verified; raises ``ArtifactNotFoundError``
+        (ref = the artifact id), ``ArtifactCorruptError`` or ``StoreError``."""
+        from featurecache.parquet import read_artifact, scan_artifact_bytes
+
+        lazy = kind == "lazy"
+        if (path := self.store.local_path(artifact.artifact_id)) is not None:
+            return self._load_local(artifact, path, kind, scan=lazy)
+        # A remote store: the download is verified (size, hash, footer) and decoded or,
+        # lazily, scanned from memory; the scan never reads the store again.
+        try:
+            data = self.store.read_bytes(artifact.artifact_id)
+        except ArtifactNotFoundError as exc:
+            raise ArtifactNotFoundError(artifact.artifact_id, exc.where) from None
+        verify_file(artifact, len(data), lambda: digest_bytes(data))
+        verify_footer(artifact, data)
+        return scan_artifact_bytes(data) if lazy else read_artifact(data, kind)
+
+    def _read_composite(self, hit: Hit) -> Any:
+        """A composite result: every part read and verified like a single artifact (a frame
+        part is carried, so passing it to another feature costs no rehash), then rebuilt."""
+        from featurecache.fingerprint.carry import remember
+        from featurecache.results.codec import join
+
+        structure = hit.artifact.structure
+        assert structure is not None
+        values = []
+        for part, kind in zip(hit.parts, structure["kinds"], strict=True):
+            value = self._read(part, kind)
+            remember(value, part.artifact_id)
+            self._saw(part.artifact_id)
+            values.append(value)
+        return join(structure["codec"], values)
 
     def _forget(self, artifact_id: str, quarantine: str | None = None) -> Any:
         """Quarantine a damaged file and forget its row, so that no call is served it again.
@@ -491,7 +564,7 @@ class CacheEngine:
                     lease_seconds=self.settings.lease_seconds,
                     heartbeat_seconds=self.settings.heartbeat_seconds,
                     wait_timeout=self.settings.wait_timeout_seconds,
-                    poll=lambda: self.catalog.lookup(call.key.key_id),
+                    poll=lambda: self._fresh(self.catalog.lookup(call.key.key_id), call),
                     feature=call.feature.name,
                 )
             except CatalogError as exc:
@@ -525,9 +598,9 @@ class CacheEngine:
         feature = call.feature
         snapshot = None
         try:
-            t0 = time.perf_counter()
-            out = feature.func(*call.args, **call.kwargs)  # exceptions reach the caller unchanged
-            compute_seconds = time.perf_counter() - t0
+            out, compute_seconds = self._run_body(call)
+            if is_composite(out):
+                return self._compute_composite(call, lease, out, compute_seconds)
             if not self.stores:
                 # Read-only: nothing is published; the value is checked (and made lazy) as a
                 # published one would be.
@@ -562,6 +635,7 @@ class CacheEngine:
                 lease=lease,
                 scopes=tuple(listener.capture() for listener in self.listeners),
                 snapshot=snapshot,
+                observed=call.observation.block,
                 background=self.settings.background_publish
                 and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
                 and not isinstance(lease, NoLease)
@@ -575,14 +649,20 @@ class CacheEngine:
             # the caller still holds); only values the cache builds from artifact bytes are.
             self.publisher.submit(job)
             return out
+        return self._publish_now(job, out, table)
+
+    def _publish_now(self, job: PublishJob, out: Any, table: pa.Table | None) -> Any:
+        """Publish ``job`` on this thread; the value to hand back (the winner's, when another
+        process committed the key first)."""
+        feature, kind, artifact_id = job.feature, job.kind, job.artifact_id
         try:
             hit = self.publisher.publish(job)
         except LeaseLostError:
             # We stalled past our lease and someone else took the key over: we must not
             # publish, but our result is still the right value for this key. Prefer what the
             # new owner committed, if it already has.
-            log.warning("featurecache: lost the lease on %s; not publishing it", feature.name)
-            committed = self.catalog.lookup(call.key.key_id)
+            log.warning("featurecache: lost the lease on %s; not publishing it", feature)
+            committed = self.catalog.lookup(job.key.key_id)
             if committed is not None:
                 return self._result(out, table, kind, committed, artifact_id)
             return _as_lazy(table) if kind == "lazy" else out
@@ -593,14 +673,96 @@ class CacheEngine:
                 "store" if isinstance(exc, StoreError) else "catalog",
                 "featurecache: could not store %s: %s; results are computed and returned but "
                 "not cached while this lasts",
-                feature.name,
+                feature,
                 exc,
             )
-            return _as_lazy(table) if kind == "lazy" else out
+            return _as_lazy(table) if kind == "lazy" and table is not None else out
         return self._result(out, table, kind, hit, artifact_id)
 
+    def _compute_composite(self, call: Call, lease: Lease, out: Any, compute_seconds: float) -> Any:
+        """A composite result (a tuple, dict, Series, array, scalar...): split into parts and
+        published synchronously (the caller keeps its own objects, which may share memory
+        with the parts). Releases ``lease`` whatever happens."""
+        feature = call.feature
+        try:
+            composite, artifact_id = composite_of(out, feature.name)
+            if not self.stores:
+                self.session.add("miss", compute_seconds, feature.name)
+                return out
+            for part in composite.parts:
+                self._saw(part.artifact_id)
+            self._saw(artifact_id)
+            job = PublishJob(
+                feature=feature.name,
+                key=call.key,
+                inputs=call.inputs,
+                table=None,
+                kind="composite",
+                artifact_id=artifact_id,
+                compute_seconds=compute_seconds,
+                started=call.started,
+                lease=lease,
+                scopes=tuple(listener.capture() for listener in self.listeners),
+                composite=composite,
+                observed=call.observation.block,
+            )
+        except BaseException:
+            lease.release()
+            raise
+        return self._publish_now(job, out, None)
+
+    def _run_body(self, call: Call) -> tuple[Any, float]:
+        """Run the feature's body (the one place it is called) and time it; exceptions reach
+        the caller unchanged. An argument it changed in place is warned about (its change is
+        not replayed on a hit): ``fingerprint.mutation``, not counted in the compute time."""
+        from featurecache.fingerprint.mutation import watch_inputs
+
+        inputs = watch_inputs(call, full=self.settings.check_input_mutation, files=self.files)
+        t0 = time.perf_counter()
+        with self._observing(call):
+            out = call.feature.func(*call.args, **call.kwargs)
+        seconds = time.perf_counter() - t0
+        inputs.check()
+        return out, seconds
+
+    def _fresh(self, hit: Hit | None, call: Call) -> Hit | None:
+        """``hit``, unless a file its body read (an observed input) has changed or vanished
+        since it was stored: then None, and this call recomputes and replaces the entry.
+        Costs a stat and a stat-cache lookup per unchanged file."""
+        if hit is None:
+            return None
+        recorded = recorded_of(hit.entry.components)
+        if not recorded:
+            return hit
+        changed = first_change(recorded, self.files)
+        if changed is None:
+            if observed.current() is not None:  # a nested hit: the outer body read them too
+                paths = (resolve(str(item["path"]), self.files) for item in recorded)
+                observed.note_paths(p for p in paths if os.path.isabs(p))
+            return hit
+        log.info(
+            "featurecache: %s read %s, which changed since its result was stored: recomputing",
+            call.feature.name,
+            changed,
+        )
+        call.observation.replaced = recorded
+        return None
+
+    @contextlib.contextmanager
+    def _observing(self, call: Call) -> Iterator[None]:
+        """Record the files the body reads (``fingerprint.observed``); when it returns, the
+        ones that are data and not already in the key become the entry's observed inputs."""
+        with observed.observing() as reads:
+            yield
+        items, problems = settle(
+            reads, files=self.files, exclude=self.exclusions, covered=covered_paths(call.inputs)
+        )
+        warn_unattributed(call.feature.name, problems)
+        self.written.learn(reads.written, call.key.code.path_literals)
+        call.observation.block = block_for(items, call.observation.replaced)
+
     def _result(
-        self, out: Any, table: pa.Table, kind: ReturnKind, hit: Hit, artifact_id: str
+        self, out: Any, table: pa.Table | None, kind: ReturnKind, hit: Hit, artifact_id: str
     ) -> Any:
         if kind == "lazy" or hit.artifact.artifact_id != artifact_id:
             # A lazy result is a scan of the artifact; a lost race returns the winner's value.
@@ -609,7 +771,7 @@ class CacheEngine:
                 return value
         # The artifact could not be read back (a GC deleted it at once): our own value, of the
         # kind the feature promises.
-        return _as_lazy(table) if kind == "lazy" else out
+        return _as_lazy(table) if kind == "lazy" and table is not None else out
 
     # -- artifacts this process has seen ------------------------------------------------
 
@@ -623,6 +785,44 @@ class CacheEngine:
     def _seen(self, fp: InputFingerprint) -> str | None:
         algo, _, content = fp.fingerprint.partition(":")
         return content if algo == "xxh3_128" and content in self.seen_artifacts else None
+
+
+def is_composite(out: object) -> bool:
+    """Whether ``out`` is anything but one frame (the codec's answer, imported lazily)."""
+    from featurecache.results.codec import is_composite as composite
+
+    return composite(out)
+
+
+def composite_of(out: object, feature: str) -> tuple[CompositeResult, str]:
+    """``out`` split into parts (raises ``UnsupportedOutputError`` naming where a leaf cannot
+    be stored), with the composite's artifact id: a hash of its structure (each part's kind
+    included) and its parts' ids."""
+    from featurecache.fingerprint.arrow.content import fingerprint_table
+    from featurecache.results.codec import composite_id, split
+
+    parts = split(out, feature)
+    ids = [fingerprint_table(part.table) for part in parts.parts]
+    structure = {"codec": parts.structure, "kinds": [part.kind for part in parts.parts]}
+    result = CompositeResult(
+        structure,
+        tuple(
+            CompositePart(part.table, part.kind, part_id)
+            for part, part_id in zip(parts.parts, ids, strict=True)
+        ),
+    )
+    return result, composite_id(structure, ids)
+
+
+def _own_exclusions(settings: Settings, catalog: Catalog, store: ArtifactStore) -> Exclusions:
+    """The cache's own state folder, local store and SQLite catalog file."""
+    folders = [settings.state_dir]
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        folders.append(root)
+    url = catalog.engine.url
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    return Exclusions.for_cache(folders, [Path(database)] if database else [])
 
 
 def _as_lazy(table: pa.Table) -> Any:

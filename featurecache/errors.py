@@ -37,20 +37,33 @@ class MissingDependencyError(FeatureCacheError, ImportError):
 
 
 class UnsupportedInputError(FeatureCacheError, TypeError):
-    """A feature argument has a type whose content cannot be fingerprinted."""
+    """A feature argument has a type whose content cannot be fingerprinted.
+
+    The message starts with what to do (``hint``), then says what was refused (``type_name``,
+    with where inside the argument, and the object holding it: ``owner``), and ends with the
+    list of supported types, which is long."""
 
     def __init__(
-        self, argument: str, type_name: str, supported: Sequence[str], hint: str = ""
+        self,
+        argument: str,
+        type_name: str,
+        supported: Sequence[str],
+        hint: str = "",
+        *,
+        owner: str | None = None,
     ) -> None:
         self.argument = argument
         self.type_name = type_name
         self.supported = tuple(supported)
+        self.hint = hint
+        self.owner = owner  # module.qualname of the config object holding the refused value
+        remedy = hint or "Pass plain values, frames or paths instead (or convert it to one)."
+        held = f", held by a {owner}" if owner else ""
         message = (
-            f"argument {argument!r} has type {type_name}, which featurecache cannot fingerprint. "
-            f"Supported: {', '.join(self.supported)}."
+            f"argument {argument!r}: {remedy} (featurecache cannot fingerprint {type_name}{held}.)"
         )
-        if hint:
-            message += f" {hint}"
+        if self.supported:
+            message += f" Supported: {', '.join(self.supported)}."
         super().__init__(message)
 
 
@@ -206,6 +219,25 @@ class InvalidS3UrlError(FeatureCacheError, ValueError):
 
 class CodeIdentityWarning(UserWarning):
     """Something a feature's code refers to cannot be hashed reliably (strict=False)."""
+
+
+class InputMutatedWarning(UserWarning):
+    """A feature's body changed one of its arguments in place during a miss. The change is not
+    replayed on a hit (the body does not run), so the caller's object differs between the two."""
+
+    def __init__(self, feature: str, argument: str, change: str, fix: str) -> None:
+        self.feature = feature
+        self.argument = argument  # "df", or where inside an argument: "cfg.train", "dfs[0]"
+        self.change = change
+        self.fix = fix
+        super().__init__(
+            f"feature {feature!r} changed its argument {argument!r} in place ({change}); "
+            f"its change is not replayed on a hit, where the body does not run: {fix}"
+        )
+
+    def __reduce__(self) -> tuple[type[InputMutatedWarning], tuple[str, str, str, str]]:
+        # Rebuilt from its fields, not from the message (a worker process may send it back).
+        return type(self), (self.feature, self.argument, self.change, self.fix)
 
 
 class UnknownFeatureError(FeatureCacheError, LookupError):

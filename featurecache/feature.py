@@ -11,6 +11,7 @@ import functools
 import inspect
 import os
 import threading
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, U
 
 from featurecache import background  # noqa: F401 - registers the at-fork hook early
 from featurecache.errors import ConfigError
+from featurecache.results.annotations import check_return_annotation
 
 if TYPE_CHECKING:
     from featurecache.catalog import Catalog
@@ -37,6 +39,7 @@ class FeatureOptionArgs(TypedDict, total=False):
     version: str | None
     depends_on: Sequence[object]
     ignore: Sequence[str]
+    values: Sequence[str]
     strict: bool
     lazy: bool
     wait: bool
@@ -50,6 +53,9 @@ class FeatureOptions:
     version: str | None = None
     depends_on: tuple[object, ...] = ()
     ignore: tuple[str, ...] = ()
+    # Arguments whose strings are hashed as text even when they name a file, folder, glob or
+    # s3:// object (an output folder, a column name that happens to be a file name).
+    values: tuple[str, ...] = ()
     strict: bool = False
     lazy: bool = False
     wait: bool = True
@@ -78,12 +84,32 @@ class FeatureOptions:
         ignore = options.get("ignore", ())
         if isinstance(ignore, str) or not all(isinstance(item, str) for item in ignore):
             raise ConfigError("ignore", f"{ignore!r} is not a list of names", 'Give ["name", …].')
+        values_option = options.get("values", ())
+        if isinstance(values_option, str) or not all(
+            isinstance(item, str) for item in values_option
+        ):
+            raise ConfigError(
+                "values", f"{values_option!r} is not a list of argument names", 'Give ["name", …].'
+            )
         values = {
             **options,
             "depends_on": tuple(options.get("depends_on", ())),
             "ignore": tuple(ignore),
+            "values": tuple(values_option),
         }
         return cls(**values)
+
+    def values_of(self, signature: inspect.Signature) -> tuple[str, ...]:
+        """``values``, checked against the function's parameters: a misspelt name would
+        silently leave the argument fingerprinted as a path."""
+        unknown = [name for name in self.values if name not in signature.parameters]
+        if unknown:
+            raise ConfigError(
+                "values",
+                f"{unknown[0]!r} is not an argument of the function",
+                f"Name arguments among: {', '.join(signature.parameters) or '(none)'}.",
+            )
+        return self.values
 
 
 class FeatureCache:
@@ -188,13 +214,34 @@ def default_cache() -> FeatureCache:
 
 class Feature(Generic[P, R]):
     """A decorated feature function. Calling it resolves through the cache; ``func`` is the
-    undecorated function, ``name`` the feature's name in the catalog."""
+    undecorated function, ``name`` the feature's name in the catalog.
+
+    A Feature passes for the function it wraps: ``inspect.isfunction`` is true (``__class__``
+    answers ``types.FunctionType``, the way ``unittest.mock`` specs pass ``isinstance``) and
+    the function attributes (``__code__``, ``__globals__``, ``__defaults__``, …) are the
+    wrapped function's, so tools that collect plain functions from a module (Hamilton's
+    ``driver.Builder().with_modules``) keep it, with its signature and annotations, and call
+    it through the cache. ``type(feature)`` stays ``Feature``, so ``isinstance(f, Feature)``,
+    pickling by reference and copying are unchanged.
+
+    As a method (``def m(self, …)`` in a class body) it binds like a function: ``self`` is an
+    argument fingerprinted like any other, and the class's code is part of the code identity
+    (the body reaches the class's other methods through ``self``, which the code walker cannot
+    follow). A ``@staticmethod`` never binds.
+    """
 
     def __init__(
-        self, func: Callable[P, R], cache: Callable[[], FeatureCache], options: FeatureOptions
+        self,
+        func: Callable[P, R],
+        cache: Callable[[], FeatureCache],
+        options: FeatureOptions,
+        *,
+        static: bool = False,
     ) -> None:
         self.func = func
         self._cache = cache
+        self._static = static
+        self._owner: type | None = None
         self.name = options.name or func.__qualname__
         self.version = options.version
         self.depends_on = options.depends_on
@@ -203,6 +250,7 @@ class Feature(Generic[P, R]):
         self.lazy = options.lazy
         self.wait = options.wait
         self.signature = inspect.signature(func)
+        self.values = options.values_of(self.signature)
         functools.update_wrapper(self, func)
 
     @property
@@ -220,7 +268,7 @@ class Feature(Generic[P, R]):
             self.func,
             version=self.version,
             options=self.options,
-            depends_on=self.depends_on,
+            depends_on=self.depends_on if self._owner is None else (*self.depends_on, self._owner),
             ignore=self.ignore,
             strict=self.strict,
             track_library_versions=track_library_versions,
@@ -235,10 +283,55 @@ class Feature(Generic[P, R]):
         return result
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
+        if instance is None or self._static:
             return self
-        call: Callable[..., R] = self.__call__
-        return functools.partial(call, instance)
+        # A bound method, like a function's: ``inspect.signature`` drops ``self``, and it
+        # pickles as ``getattr(instance, name)``.
+        return types.MethodType(self, instance)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        # Called when the class body that defines this method is complete: only now does the
+        # class exist, and its code (the other methods ``self.`` reaches) joins the identity.
+        if not self._static:
+            self._owner = owner
+
+    # -- passing for the wrapped function (see the class docstring) ----------------------
+
+    @property
+    def __class__(self) -> type:  # read by isinstance(), as unittest.mock's specs do
+        return types.FunctionType
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        raise TypeError("a Feature's class cannot be changed")
+
+    @property
+    def __code__(self) -> types.CodeType:
+        return self._plain_function().__code__
+
+    @property
+    def __globals__(self) -> dict[str, Any]:
+        return self._plain_function().__globals__
+
+    @property
+    def __defaults__(self) -> tuple[Any, ...] | None:
+        return self._plain_function().__defaults__
+
+    @property
+    def __kwdefaults__(self) -> dict[str, Any] | None:
+        return self._plain_function().__kwdefaults__
+
+    @property
+    def __closure__(self) -> tuple[types.CellType, ...] | None:
+        return self._plain_function().__closure__
+
+    def _plain_function(self) -> types.FunctionType:
+        """The plain function behind ``func`` (which may itself be a ``functools.wraps``
+        wrapper or another callable object)."""
+        func = inspect.unwrap(self.func)
+        if not isinstance(func, types.FunctionType):
+            raise AttributeError(f"{self.func!r} is not a plain Python function")
+        return func
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Worker processes (ProcessPoolExecutor, Dask, Ray) pickle functions by reference:
@@ -255,6 +348,17 @@ def _decorate(
     """The bare form (``func`` given) or the decorator with options (``func`` is None)."""
 
     def wrap(target: Callable[P, R]) -> Feature[P, R]:
+        if isinstance(target, classmethod):
+            raise ConfigError(
+                "cached_feature",
+                f"{target.__func__.__qualname__} is a classmethod (its class is no input "
+                "the cache can fingerprint)",
+                "Make it a @staticmethod or a module-level function.",
+            )
+        # ``@cached_feature`` under ``@staticmethod``: cache the function, never bind it.
+        static = isinstance(target, staticmethod)
+        if isinstance(target, staticmethod):
+            target = target.__func__
         if not callable(target):
             raise ConfigError(
                 "cached_feature",
@@ -267,7 +371,8 @@ def _decorate(
                 f"{target.__qualname__} is a coroutine or generator function",
                 "Decorate a plain function that returns a frame.",
             )
-        return Feature(target, cache, options)
+        check_return_annotation(target)
+        return Feature(target, cache, options, static=static)
 
     return wrap(func) if func is not None else wrap
 
@@ -289,7 +394,9 @@ def cached_feature(
 
     ``name`` names the feature in the catalog (default: the function's qualified name);
     ``version`` salts the key by hand; ``depends_on`` adds values or objects to the key;
-    ``ignore`` leaves named globals out of the code identity; ``strict`` turns what cannot
+    ``ignore`` leaves named globals out of the code identity; ``values`` names arguments whose
+    strings stay plain text even when they name a file, folder, glob or ``s3://`` object (by
+    default such a string counts by the content it names); ``strict`` turns what cannot
     be followed into an error; ``lazy`` hands every result back as a ``LazyFrame`` scan of the
     artifact; ``wait=False`` computes instead of waiting for another process's lease.
     """

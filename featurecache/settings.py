@@ -51,6 +51,9 @@ class Settings:
     remote_timeout_seconds: float = DEFAULT_REMOTE_TIMEOUT_SECONDS
     # A consumer that never writes: hits are served, misses computed and not stored, no leases.
     read_only: bool = False
+    # After a miss's body ran, re-fingerprint every frame/array argument and warn if its content
+    # changed in place (``fingerprint.mutation``). Off: it costs a second hash of those inputs.
+    check_input_mutation: bool = False
     # MLflow lineage: on when a tracking URI is known.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "featurecache"
@@ -124,6 +127,7 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
     "REMOTE_TIMEOUT": ("remote_timeout_seconds", _parse_float),
     "READ_ONLY": ("read_only", _parse_bool),
+    "CHECK_INPUT_MUTATION": ("check_input_mutation", _parse_bool),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
 }

@@ -168,9 +168,12 @@ def test_unsupported_return_type_is_a_typed_error_and_stores_nothing(tmp_path):
         """
         from featurecache import cached_feature
 
+        import threading
+
         @cached_feature
         def not_a_frame(n: int):
-            return {"n": n}
+            # Dicts, tuples and scalars are stored (composite results); a lock is not.
+            return {"n": n, "guard": threading.Lock()}
         """,
     )
     result = project.run_json(
@@ -187,7 +190,7 @@ print(json.dumps({"err": err, "artifacts": len(list_artifacts())}))
 """
     )
     assert result["err"][0] is True
-    assert "not_a_frame" in result["err"][1] and "dict" in result["err"][1]
+    assert "not_a_frame" in result["err"][1] and "['guard']" in result["err"][1]
     assert result["artifacts"] == 0
 
 
@@ -210,7 +213,9 @@ def test_unsupported_argument_type_names_the_argument(tmp_path):
 import polars as pl
 from feat import takes_object
 from featurecache import UnsupportedInputError
-class Thing: pass
+import threading
+class Thing:  # a user object holding live state (an empty one would be accepted)
+    def __init__(self): self.lock = threading.Lock()
 try:
     takes_object(pl.DataFrame({"a": [1]}), Thing())
 except TypeError as exc:
@@ -351,3 +356,196 @@ print(json.dumps({"rows": df.height, "session": _session()}))
         FEATURECACHE_HEARTBEAT_SECONDS="0.5",
     )
     assert again == {"rows": 1000, "session": {"hits": 0, "misses": 1}}
+
+
+# -- methods: ``self`` is an argument, static methods never bind ----------------------------
+
+METHODS = """
+import enum
+import os
+from dataclasses import dataclass
+
+import polars as pl
+from featurecache import cached_feature
+
+def _count(name):
+    # The counter's path comes from the environment: it is no input of the features.
+    with open(os.environ["CALLS_FILE"], "a") as handle:
+        handle.write(name + "\\n")
+
+@dataclass(frozen=True)
+class Config:
+    factor: int
+
+    def _scale(self, df):
+        return df.with_columns(pl.col("x") * self.factor)
+
+    @cached_feature
+    def scaled(self, df: pl.DataFrame) -> pl.DataFrame:
+        _count(f"scaled{self.factor}")
+        return self._scale(df)
+
+class Region(enum.Enum):
+    EU = "eu"
+    US = "us"
+
+    def _rate(self):
+        return 2 if self is Region.EU else 3
+
+    @cached_feature
+    def taxed(self, df: pl.DataFrame) -> pl.DataFrame:
+        _count(f"taxed-{self.value}")
+        return df.with_columns(pl.col("x") * self._rate())
+
+class Pipeline:
+    # polars pipelines group features as static methods of a class, in either order.
+    @staticmethod
+    @cached_feature
+    def plus_one(df: pl.DataFrame) -> pl.DataFrame:
+        _count("plus_one")
+        return df.with_columns(pl.col("x") + 1)
+
+    @cached_feature
+    @staticmethod
+    def minus_one(df: pl.DataFrame) -> pl.DataFrame:
+        _count("minus_one")
+        return df.with_columns(pl.col("x") - 1)
+"""
+
+CALL_METHODS = (
+    SESSION
+    + """
+import inspect, os, pickle
+import polars as pl
+from featurecache import Feature
+from methods import Config, Pipeline, Region
+
+df = pl.DataFrame({"x": [1, 2, 3]})
+out = {
+    "scaled": Config(2).scaled(df)["x"].to_list(),
+    "scaled3": Config(3).scaled(df)["x"].to_list(),
+    "taxed": Region.EU.taxed(df)["x"].to_list(),
+    "plus": [Pipeline.plus_one(df)["x"].to_list(), Pipeline().plus_one(df)["x"].to_list()],
+    "minus": [Pipeline.minus_one(df)["x"].to_list(), Pipeline().minus_one(df)["x"].to_list()],
+    "names": [Config.scaled.name, Region.taxed.name, Pipeline.plus_one.name,
+              Pipeline.minus_one.name],
+    "features": [isinstance(f, Feature) for f in (Config.scaled, Pipeline.minus_one)],
+    "bound_signature": str(inspect.signature(Config(2).scaled)),
+    "pickled": [
+        pickle.loads(pickle.dumps(Pipeline.minus_one)) is Pipeline.minus_one,
+        pickle.loads(pickle.dumps(Config(2).scaled))(df)["x"].to_list(),
+    ],
+    "calls": sorted(open(os.environ["CALLS_FILE"]).read().split()),
+    "session": _session(),
+}
+print(json.dumps(out))
+"""
+)
+
+
+def test_methods_and_static_methods_hit_in_a_fresh_process(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    project.write("methods.py", METHODS)
+    calls = str(tmp_path / "calls.log")
+    first = project.run_json(CALL_METHODS, CALLS_FILE=calls)
+    second = project.run_json(CALL_METHODS, CALLS_FILE=calls)
+    computed = sorted(["scaled2", "scaled3", "taxed-eu", "plus_one", "minus_one"])
+    assert first["calls"] == computed
+    # Config(2) and Config(3) are two keys: ``self`` is fingerprinted like any argument. The
+    # pickled bound method is Config(2).scaled again: a hit in the same process.
+    assert first["session"] == {"hits": 3, "misses": 5}
+    assert second["calls"] == computed  # nothing ran in the second process
+    assert second["session"] == {"hits": 8, "misses": 0}
+    for field in ("scaled", "scaled3", "taxed", "plus", "minus", "pickled"):
+        assert second[field] == first[field], field
+    assert first["scaled"] == [2, 4, 6] and first["scaled3"] == [3, 6, 9]
+    assert first["taxed"] == [2, 4, 6]
+    assert first["plus"] == [[2, 3, 4]] * 2 and first["minus"] == [[0, 1, 2]] * 2
+    assert first["names"] == [
+        "Config.scaled",
+        "Region.taxed",
+        "Pipeline.plus_one",
+        "Pipeline.minus_one",
+    ]
+    assert first["features"] == [True, True]
+    # Bound like a function's method: ``self`` is no longer a parameter.
+    assert first["bound_signature"] == (
+        "(df: polars.dataframe.frame.DataFrame) -> polars.dataframe.frame.DataFrame"
+    )
+    assert first["pickled"] == [True, [2, 4, 6]]
+
+
+CALL_TAXED = (
+    SESSION
+    + """
+import polars as pl
+from methods import Region
+print(json.dumps({
+    "taxed": Region.EU.taxed(pl.DataFrame({"x": [1, 2, 3]}))["x"].to_list(),
+    "session": _session(),
+}))
+"""
+)
+
+
+def test_editing_a_method_the_feature_reaches_through_self_is_a_miss(tmp_path):
+    """``self._rate()`` is no global name the code walker can follow: the class's code is part
+    of the method's identity. An Enum ``self`` is fingerprinted by its value only, so without
+    that the edit below was a stale hit."""
+    project = Project.create(tmp_path / "proj")
+    project.write("methods.py", METHODS)
+    calls = str(tmp_path / "calls.log")
+    first = project.run_json(CALL_TAXED, CALLS_FILE=calls)
+    assert first == {"taxed": [2, 4, 6], "session": {"hits": 0, "misses": 1}}
+    project.write("methods.py", METHODS.replace("return 2 if self", "return 5 if self"))
+    second = project.run_json(CALL_TAXED, CALLS_FILE=calls)
+    assert second == {"taxed": [5, 10, 15], "session": {"hits": 0, "misses": 1}}
+    third = project.run_json(CALL_TAXED, CALLS_FILE=calls)
+    assert third == {"taxed": [5, 10, 15], "session": {"hits": 1, "misses": 0}}
+
+
+def _click_rate(clicks: int, days: int = 7) -> float:
+    return clicks / days
+
+
+def _cached_click_rate():
+    """A module-level feature, decorated on first use (decorating opens no cache)."""
+    from featurecache import cached_feature
+
+    global _click_rate
+    if not hasattr(_click_rate, "func"):
+        _click_rate = cached_feature(_click_rate)
+    return _click_rate
+
+
+def test_a_feature_passes_for_its_function_and_stays_a_feature():
+    """What Hamilton and other function collectors read, in-process: a function, with the
+    wrapped function's code, signature and hints; still a Feature, pickled by reference."""
+    import copy
+    import functools
+    import inspect
+    import pickle
+    import types
+    import typing
+
+    from featurecache import Feature
+
+    rate = _cached_click_rate()
+    plain = rate.func
+    assert inspect.isfunction(rate) and isinstance(rate, types.FunctionType)
+    assert type(rate) is Feature and isinstance(rate, Feature)
+    assert rate.__wrapped__ is plain
+    assert rate.__code__ is plain.__code__ and rate.__globals__ is plain.__globals__
+    assert rate.__defaults__ == (7,) and rate.__kwdefaults__ is None and rate.__closure__ is None
+    assert inspect.getsource(rate) == inspect.getsource(plain)
+    assert str(inspect.signature(rate)) == "(clicks: 'int', days: 'int' = 7) -> 'float'"
+    assert typing.get_type_hints(rate) == {"clicks": int, "days": int, "return": float}
+    assert copy.copy(rate) is rate and copy.deepcopy(rate) is rate
+    assert pickle.loads(pickle.dumps(rate)) is rate  # by reference: module and qualname
+
+    @functools.wraps(rate)
+    def logged(*args: int) -> float:
+        return rate(*args)
+
+    assert logged.__wrapped__ is rate and logged.__name__ == "_click_rate"
+    assert str(inspect.signature(logged)) == str(inspect.signature(rate))
