@@ -4,8 +4,8 @@ Measures, in one process, on files in a temp folder:
 
 * re-validation of an entry's observed inputs on a lookup (``first_change``): microseconds per
   unchanged file (one stat + one stat-cache lookup each);
-* path literals at call time (``literal_inputs``): per literal naming an existing file, and per
-  literal naming nothing (one failed stat);
+* path literals (``literal_observations``): recording one naming an existing file at a miss,
+  and re-validating one that named nothing on a hit (one failed ``lstat``);
 * a miss's observation: the audit hook and reader wrappers while the body runs, plus
   ``settle`` (filtering and fingerprinting what was read), against the bare body; once with
   files never seen before (their content is hashed once) and once with the stat cache warm;
@@ -69,7 +69,7 @@ def _body(paths: list[Path]) -> int:
 def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
     from featurecache.fingerprint import observed
     from featurecache.fingerprint.files import FileFingerprinter
-    from featurecache.fingerprint.literals import literal_inputs
+    from featurecache.fingerprint.literals import literal_observations
     from featurecache.fingerprint.observed_inputs import Exclusions, first_change, settle
 
     results: dict[str, Any] = {"files": n_files, "size_mb": size_mb}
@@ -141,13 +141,13 @@ def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
 
             existing = [str(p.relative_to(root)) for p in paths]
             missing = [f"data/none{i}.csv" for i in range(n_files)]
-            literal_inputs(existing, files, exclude)
+            literal_observations(existing, files, exclude)
             lit = _median(
-                lambda: [literal_inputs(existing, files, exclude) for _ in range(loops)], repeat
+                lambda: [literal_observations(existing, files, exclude) for _ in range(loops)],
+                repeat,
             )
-            nolit = _median(
-                lambda: [literal_inputs(missing, files, exclude) for _ in range(loops)], repeat
-            )
+            absent = [item.to_json() for item in literal_observations(missing, files, exclude)]
+            nolit = _median(lambda: [first_change(absent, files) for _ in range(loops)], repeat)
             results["literal_us_per_existing_file"] = lit / loops / n_files * 1e6
             results["literal_us_per_missing_literal"] = nolit / loops / n_files * 1e6
 

@@ -61,7 +61,6 @@ from featurecache.fingerprint.observed_inputs import (
     settle,
     warn_unattributed,
 )
-from featurecache.fingerprint.written import WrittenPaths
 from featurecache.hashing import digest_bytes, hash_file_bytes
 from featurecache.keys import CacheKey, build_key
 from featurecache.publish import (
@@ -262,8 +261,6 @@ class CacheEngine:
         # DVC-tracked inputs: DVC's state + the catalog's md5 -> xxh3 aliases.
         # Reads of a body that are the cache's own files, never observed inputs.
         self.exclusions = _own_exclusions(settings, catalog, store)
-        # Paths bodies wrote that their code names as literals: outputs, never key inputs.
-        self.written = WrittenPaths(settings.state_dir)
         for resolver in hooks.resolvers_for(catalog):
             self.files.add_resolver(resolver)
         self.owner = new_owner()
@@ -403,11 +400,6 @@ class CacheEngine:
             for name, value in bound.arguments.items()
         }
         code = feature.code_identity(self.settings.track_library_versions)
-        if code.path_literals:  # "data/labels.csv" in the code: its content is an input
-            from featurecache.fingerprint.literals import literal_inputs
-
-            found = literal_inputs(code.path_literals, self.files, self.exclusions, self.written)
-            inputs.update(found)
         return build_key(feature.name, code, inputs), inputs
 
     # -- hit ----------------------------------------------------------------------------
@@ -754,11 +746,24 @@ class CacheEngine:
         ones that are data and not already in the key become the entry's observed inputs."""
         with observed.observing() as reads:
             yield
-        items, problems = settle(
-            reads, files=self.files, exclude=self.exclusions, covered=covered_paths(call.inputs)
-        )
+        covered = covered_paths(call.inputs)
+        items, problems = settle(reads, files=self.files, exclude=self.exclusions, covered=covered)
         warn_unattributed(call.feature.name, problems)
-        self.written.learn(reads.written, call.key.code.path_literals)
+        if call.key.code.path_literals:  # "data/labels.csv" in the code, read or not
+            from featurecache.fingerprint.literals import literal_observations
+
+            seen = {item.path for item in items}
+            items += [
+                item
+                for item in literal_observations(
+                    call.key.code.path_literals,
+                    self.files,
+                    self.exclusions,
+                    written=reads.written,
+                    covered=covered,
+                )
+                if item.path not in seen
+            ]
         call.observation.block = block_for(items, call.observation.replaced)
 
     def _result(

@@ -4,10 +4,10 @@ fingerprints as recorded with the cache entry, and their re-validation on a late
 A recorded read (``observed.Reads``) is *not data*, and is dropped, when it is: under the
 interpreter's prefixes or a ``site-packages`` folder, Python source or bytecode (imports), in
 ``/proc``, ``/sys`` or ``/dev``, in the cache's own state folder, store or catalog, a file
-the body itself wrote, or already covered by the key (a path argument, a path literal, or
-below a folder that is one). What remains is fingerprinted with the file fingerprinter (stat
-cache: an unchanged file is never re-read) and stored in the entry's components under
-``"observed"``::
+the body itself wrote, or already covered by the key (a path argument, or below a folder that
+is one). What remains is fingerprinted with the file fingerprinter (stat cache: an unchanged
+file is never re-read) and stored in the entry's components under ``"observed"``, with the
+path literals of the code (``fingerprint.literals``)::
 
     {"files": [{"path", "kind", "fingerprint", "summary"}, ...],
      "replaced": [...]}   # what the entry this one replaced had observed (for ``why``)
@@ -40,6 +40,9 @@ from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import HASH_ALGO, hash_struct
 
 OBSERVED = "observed"
+# The kind and fingerprint of a path literal that named nothing when the entry was computed:
+# fresh while the path still names nothing (``fingerprint.literals``).
+ABSENT = "absent"
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".so", ".pth", ".dylib")
 _SYSTEM_ROOTS = ("/proc/", "/sys/", "/dev/")
 _MAX_OBSERVED = 10_000
@@ -114,7 +117,7 @@ def covered_paths(inputs: Mapping[str, InputFingerprint]) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _is_covered(path: str, covered: Sequence[str]) -> bool:
+def is_covered(path: str, covered: Sequence[str]) -> bool:
     return any(path == c or path.startswith(os.path.join(c, "")) for c in covered)
 
 
@@ -134,20 +137,20 @@ def settle(
         src: f"{why}, which featurecache cannot re-validate" for src, why in reads.unseen.items()
     }
     for path, opened in sorted(reads.read.items()):
-        if path in reads.written or exclude.excludes(path) or _is_covered(path, covered):
+        if path in reads.written or exclude.excludes(path) or is_covered(path, covered):
             continue
-        item, problem = _observe_path(path, opened, files)
+        item, problem = observe_path(path, opened, files)
         observed.append(item)
         if problem:
             problems[item.path] = problem
     for pattern in reads.globs:
-        if not _is_covered(pattern, covered):
+        if not is_covered(pattern, covered):
             observed.append(glob_input(pattern, files))
     unique = {(o.kind, o.path): o for o in observed}
     return list(unique.values())[:_MAX_OBSERVED], problems
 
 
-def _observe_path(
+def observe_path(
     path: str, opened: Any, files: FileFingerprinter
 ) -> tuple[ObservedInput, str | None]:
     logical = files.logical_path(Path(path))
@@ -213,6 +216,10 @@ def first_change(recorded: Sequence[Mapping[str, Any]], files: FileFingerprinter
         if expected is None:
             return logical
         absolute = resolve(logical, files)
+        if item.get("kind") == ABSENT:
+            if os.path.lexists(absolute):
+                return logical
+            continue
         content = item.get("content")
         if item.get("kind") == "file" and isinstance(content, str):
             if _content_now(absolute, files) != content:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from featurecache.catalog.records import EntryRecord
-from featurecache.fingerprint.literals import LITERAL_PREFIX
 from featurecache.ops.key_diff_wording import (
     dependency_label,
     dependency_name,
@@ -35,6 +34,7 @@ CHANGE_KINDS = (
     "option",
     "key_scheme",
     "version",
+    "observed",  # a file the body read changed: recomputed under the same key
 )
 
 
@@ -106,7 +106,22 @@ class ComponentRow:
 
 
 def explain_change(previous: EntryRecord | None, latest: EntryRecord) -> Explanation:
-    """Compare ``latest`` with the ``previous`` entry of the same feature."""
+    """Compare ``latest`` with the ``previous`` entry of the same feature. An entry that
+    replaced a stale one under its own key (a file its body read changed) is explained by
+    those files: that, not another key, is why it was computed."""
+    from featurecache.ops.observed_diff import observed_changes
+
+    files = observed_changes(latest.components or {})
+    if files:
+        count = len(files)
+        return Explanation(
+            latest.feature,
+            latest.key_id,
+            latest.key_id,
+            tuple(Change("observed", line, None, None, line) for line in files),
+            f"recomputed under the same key: {count} file{'s' if count != 1 else ''} it read "
+            "changed",
+        )
     if previous is None:
         return Explanation(
             latest.feature,
@@ -314,9 +329,7 @@ def _changed_input(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> Cha
         message = f"param `{name}`: {fmt_value(before)} → {fmt_value(after)}"
         return Change("param", name, before, after, message)
     files = file_changes(a, b)
-    if files and name.startswith(LITERAL_PREFIX):  # a path the code names, not an argument
-        message = f"path `{name.removeprefix(LITERAL_PREFIX)}` in the code: " + "; ".join(files)
-    elif files:
+    if files:
         message = f"argument `{name}`: " + "; ".join(files)
     else:
         message = f"input `{name}`: " + "; ".join(input_change(a, b))

@@ -1,11 +1,9 @@
 """Wording for ``featurecache why`` about files a body read: "file data/labels.csv changed".
 
-Two places record them (``fingerprint.observed_inputs``, ``fingerprint.literals``):
-
-* an entry's ``"observed"`` component: the files its body opened, and, when the entry
-  replaced a stale one under the same key, what that one had recorded (``"replaced"``);
-* path literals of the code that named an existing file: inputs of the key named
-  ``file:<literal>``, compared between two keys like any input.
+An entry's ``"observed"`` component holds the files its body opened and the path literals of
+its code (``fingerprint.observed_inputs``, ``fingerprint.literals``; a literal that named
+nothing is of kind ``absent``), and, when the entry replaced a stale one under the same key,
+what that one had recorded (``"replaced"``).
 
 Pure functions over catalog components (JSON), no I/O.
 """
@@ -14,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-from featurecache.fingerprint.literals import LITERAL_PREFIX
 
 _NOUNS = {"file": "file", "directory": "folder", "glob": "glob", "remote": "remote location"}
 
@@ -40,6 +36,10 @@ def compare_observed(before: object, after: object) -> list[str]:
         prior = old.get(path)
         if prior is None:
             lines.append(f"{_noun(item)} {path} is read now")
+        elif prior.get("kind") == "absent" and item.get("kind") != "absent":
+            lines.append(f"{_noun(item)} {path} exists now")
+        elif item.get("kind") == "absent" and prior.get("kind") != "absent":
+            lines.append(f"{_noun(prior)} {path} is gone")
         elif item.get("fingerprint") is None or item.get("fingerprint") != prior.get("fingerprint"):
             lines.append(f"{_noun(item)} {path} changed")
     lines.extend(
@@ -54,35 +54,3 @@ def observed_changes(components: Mapping[str, Any]) -> list[str]:
     if not isinstance(block, Mapping) or "replaced" not in block:
         return []
     return compare_observed(block.get("replaced"), block.get("files"))
-
-
-def literal_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """Between two keys' components: the path literals whose file changed, appeared or
-    disappeared ("file data/labels.csv changed")."""
-    old = _literal_inputs(before)
-    new = _literal_inputs(after)
-    lines = []
-    for path, item in new.items():
-        prior = old.get(path)
-        if prior is None:
-            lines.append(f"{_noun(item)} {path} exists now")
-        elif prior.get("fingerprint") != item.get("fingerprint"):
-            lines.append(f"{_noun(item)} {path} changed")
-    lines.extend(f"{_noun(item)} {path} is gone" for path, item in old.items() if path not in new)
-    return lines
-
-
-def _literal_inputs(components: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    inputs = components.get("inputs")
-    if not isinstance(inputs, Mapping):
-        return {}
-    return {
-        name.removeprefix(LITERAL_PREFIX): item
-        for name, item in inputs.items()
-        if isinstance(name, str) and name.startswith(LITERAL_PREFIX) and isinstance(item, Mapping)
-    }
-
-
-def is_literal_input(name: str) -> bool:
-    """Whether a key input is a path literal (not an argument): for ``why``'s listings."""
-    return name.startswith(LITERAL_PREFIX)

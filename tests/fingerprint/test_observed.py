@@ -28,7 +28,7 @@ from featurecache.fingerprint.code.literals import (
     looks_like_path,
 )
 from featurecache.fingerprint.files import FileFingerprinter
-from featurecache.fingerprint.literals import literal_inputs
+from featurecache.fingerprint.literals import literal_observations
 from featurecache.fingerprint.observed_inputs import (
     Exclusions,
     ObservedInputWarning,
@@ -36,7 +36,7 @@ from featurecache.fingerprint.observed_inputs import (
     recorded_of,
     settle,
 )
-from featurecache.ops.observed_diff import compare_observed, literal_changes, observed_changes
+from featurecache.ops.observed_diff import compare_observed, observed_changes
 
 # -- path literals in code --------------------------------------------------------------
 
@@ -120,15 +120,45 @@ def in_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 NO_EXCLUSIONS = Exclusions(prefixes=())
 
 
-def test_existing_literals_become_inputs_named_apart_from_arguments(
+def test_literals_are_observed_as_files_folders_or_absent_paths(
     in_project: Path, files: FileFingerprinter
 ) -> None:
-    found = literal_inputs(
-        ["data/labels.csv", "data/missing.csv", "../", "./"], files, NO_EXCLUSIONS
+    found = literal_observations(
+        ["data/labels.csv", "data/missing.csv", "../", "./", "data/"], files, NO_EXCLUSIONS
     )
-    assert list(found) == ["file:data/labels.csv"]
-    assert found["file:data/labels.csv"].kind == "file"
-    assert literal_inputs(["data/"], files, NO_EXCLUSIONS)["file:data/"].kind == "directory"
+    assert [(item.path, item.kind) for item in found] == [
+        ("data/labels.csv", "file"),
+        ("data/missing.csv", "absent"),
+        ("data", "directory"),
+    ]
+    # A path the body wrote is an output; a folder it wrote into is read file by file.
+    written = [str(in_project / "data" / "labels.csv")]
+    assert (
+        literal_observations(["data/labels.csv", "data/"], files, NO_EXCLUSIONS, written=written)
+        == []
+    )
+    # A path argument already in the key is not recorded twice.
+    covered = (str(in_project / "data"),)
+    assert literal_observations(["data/labels.csv"], files, NO_EXCLUSIONS, covered=covered) == []
+
+
+def test_an_absent_literal_that_appears_makes_the_entry_stale(
+    in_project: Path, files: FileFingerprinter
+) -> None:
+    recorded = [
+        item.to_json() for item in literal_observations(["data/extra.csv"], files, NO_EXCLUSIONS)
+    ]
+    assert first_change(recorded, files) is None
+    (in_project / "data" / "extra.csv").write_text("x\n")
+    assert first_change(recorded, files) == "data/extra.csv"
+    assert compare_observed(
+        recorded,
+        literal_observations(["data/extra.csv"], files, NO_EXCLUSIONS)[0:1]
+        and [
+            item.to_json()
+            for item in literal_observations(["data/extra.csv"], files, NO_EXCLUSIONS)
+        ],
+    ) == ["file data/extra.csv exists now"]
 
 
 # -- recording reads --------------------------------------------------------------------
@@ -349,9 +379,8 @@ def test_why_wording() -> None:
         "file data/labels.csv changed"
     )
     assert observed_changes({"observed": {"files": after}}) == []
-    old = {"inputs": {"file:data/labels.csv": {"fingerprint": "x"}, "n": {"fingerprint": "1"}}}
-    new = {"inputs": {"file:data/labels.csv": {"fingerprint": "y"}, "n": {"fingerprint": "1"}}}
-    assert literal_changes(old, new) == ["file data/labels.csv changed"]
+    gone = [{"path": "data/labels.csv", "kind": "absent", "fingerprint": "absent"}]
+    assert compare_observed(before[:1], gone) == ["file data/labels.csv is gone"]
 
 
 # -- literals that name outputs ---------------------------------------------------------
@@ -375,14 +404,50 @@ def test_a_literal_the_body_writes_is_an_output_not_an_input(in_project: Path) -
         try:
             make(fc)()
             fc.engine.flush()
-            state_dir = fc.engine.settings.state_dir
         finally:
             fc.close()
     assert len(runs) == 1
-    assert (state_dir / "written-paths.json").exists()
 
 
-def test_an_edited_literal_file_changes_the_key_and_why_names_it(in_project: Path) -> None:
+def test_a_literal_output_keeps_the_key_stable_across_hosts_and_races(in_project: Path) -> None:
+    # The counter pattern (a module constant naming a log the body appends to): the first call
+    # runs before the file exists, every later one after. Two hosts (their own state folders,
+    # one shared catalog and store) and racing processes must all compute the same key: were the
+    # file an input of the key whenever it exists, the second host (or a process that started
+    # after the first wrote it) would recompute it (seen: 16 racing processes computed twice).
+    runs: list[int] = []
+
+    def make(fc: FeatureCache) -> Any:
+        @fc.cached_feature(name="counted", ignore=["runs"])
+        def counted() -> pl.DataFrame:
+            runs.append(1)
+            with open("data/calls.log", "a") as log:
+                log.write("ran\n")
+            return pl.DataFrame({"v": [1]})
+
+        return counted
+
+    keys = []
+    for host in ("one", "two", "three"):
+        fc = FeatureCache(
+            catalog=f"sqlite:///{in_project / 'c.db'}",
+            store=in_project / "a",
+            state_dir=in_project / f"state-{host}",
+        )
+        try:
+            feature = make(fc)
+            keys.append(fc.engine.key_for(feature, (), {})[0].key_id)
+            feature()
+            fc.engine.flush()
+        finally:
+            fc.close()
+    assert len(set(keys)) == 1
+    assert len(runs) == 1
+
+
+def test_an_edited_literal_file_recomputes_and_why_names_it(in_project: Path) -> None:
+    import featurecache
+
     fc = FeatureCache(catalog=f"sqlite:///{in_project / 'c.db'}", store=in_project / "a")
     try:
 
@@ -391,16 +456,16 @@ def test_an_edited_literal_file_changes_the_key_and_why_names_it(in_project: Pat
             return pd.read_csv("data/labels.csv")
 
         first, _ = fc.engine.key_for(labels, (), {})
-        assert "file:data/labels.csv" in first.components["inputs"]
         assert labels()["y"].tolist() == [1]
+        fc.engine.flush()
+        assert labels()["y"].tolist() == [1]  # a hit
         (in_project / "data" / "labels.csv").write_text("y\n2\n")
         second, _ = fc.engine.key_for(labels, (), {})
-        assert second.key_id != first.key_id
-        assert literal_changes(first.components, second.components) == [
-            "file data/labels.csv changed"
-        ]
+        assert second.key_id == first.key_id  # the key is the call's; the entry went stale
         assert labels()["y"].tolist() == [2]
         fc.engine.flush()
+        report = featurecache.why(labels)
+        assert "file data/labels.csv changed" in str(report)
     finally:
         fc.close()
 

@@ -2,10 +2,10 @@
 
 ``pd.read_csv("data/labels.csv")`` inside a feature reads a file the key knows nothing about.
 The code walk collects every string literal of the code it already follows that *looks* like
-a path; at call time, the candidates that name an existing file or folder become inputs of
-the key (``fingerprint.literals``). Collecting is pure and cheap (done once per code
-identity, from the AST or, without trusted source, from the code objects' constants);
-checking existence happens per call.
+a path; when a miss has run, the candidates are recorded with the entry as observed inputs
+and re-validated on every lookup (``fingerprint.literals``). Collecting is pure and cheap
+(done once per code identity, from the AST or, without trusted source, from the code
+objects' constants).
 
 A literal looks like a path when it is a single line of reasonable length, is not a URL, and
 has a path separator or ends in a file extension (``"data/"``, ``"labels.csv"``). A bare word
