@@ -95,9 +95,10 @@ class MlflowSender:
             else:
                 # The runs are real even if MLflow cannot hear of their inputs now.
                 usages.extend(
-                    (i.scope.run_id, i.event.artifact_id, i.scope.context, uri)
-                    for i in items
-                    if i.consume and i.scope.run_id is not None
+                    (run_id, aid, context, uri)
+                    for run_id, used in _uses(items).items()
+                    for aid, contexts in used.items()
+                    for context in contexts
                 )
             self._report(usages)
 
@@ -120,25 +121,15 @@ class MlflowSender:
         in two contexts gets it with the first context its code named, and "upstream" only
         when the training code never called that feature itself; the catalog still hears of
         each direct use."""
-        contexts: dict[str, dict[str, list[str]]] = {}  # run -> artifact -> contexts
         entities: dict[str, DatasetEntity] = {}
         for item in items:
-            run_id = item.scope.run_id
-            if not item.consume or run_id is None:
-                continue
             aid = item.event.artifact_id
-            if aid not in entities:
+            if item.consume and aid not in entities:
                 entities[aid] = artifact_entity(item.event, self._producers.get(aid))
-            seen = contexts.setdefault(run_id, {}).setdefault(aid, [])
-            if item.scope.context not in seen:
-                seen.append(item.scope.context)
-        for run_id, used in contexts.items():
-            chosen = {aid: _direct(ctxs) for aid, ctxs in used.items()}
-            inputs = [dataset_input(entities[aid], ctxs[0]) for aid, ctxs in chosen.items()]
+        for run_id, used in _uses(items).items():
+            inputs = [dataset_input(entities[aid], ctxs[0]) for aid, ctxs in used.items()]
             if self._log_inputs(client, uri, run_id, inputs):
-                usages.extend(
-                    (run_id, aid, ctx, uri) for aid, ctxs in chosen.items() for ctx in ctxs
-                )
+                usages.extend((run_id, aid, ctx, uri) for aid, ctxs in used.items() for ctx in ctxs)
 
     def _log_inputs(
         self, client: MlflowClient, uri: str, run_id: str, inputs: list[DatasetInput]
@@ -324,11 +315,21 @@ class MlflowSender:
                     log.warning("featurecache: could not record an MLflow run's use: %s", exc)
 
 
-def _direct(contexts: list[str]) -> list[str]:
-    """The contexts of a run's use of one artifact that count: the direct ones when the
-    training code also called the feature itself, else "upstream"."""
-    direct = [c for c in contexts if c != UPSTREAM_CONTEXT]
-    return direct or contexts
+def _uses(items: list[QueuedEvent]) -> dict[str, dict[str, list[str]]]:
+    """run id -> artifact id -> the contexts of its consumption edges in ``items``, in the
+    order they came: the direct ones only, when the training code called the feature itself
+    as well as through another feature ("upstream")."""
+    uses: dict[str, dict[str, list[str]]] = {}
+    for item in items:
+        run_id = item.scope.run_id
+        if item.consume and run_id is not None:
+            contexts = uses.setdefault(run_id, {}).setdefault(item.event.artifact_id, [])
+            if item.scope.context not in contexts:
+                contexts.append(item.scope.context)
+    for used in uses.values():
+        for aid, contexts in used.items():
+            used[aid] = [c for c in contexts if c != UPSTREAM_CONTEXT] or contexts
+    return uses
 
 
 def _end_run(client: MlflowClient, run_id: str) -> None:
