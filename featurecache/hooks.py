@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ class ResolvedFeature:
     # A composite result: its structure (``results.codec``) and its parts' artifact ids.
     structure: Mapping[str, Any] | None = None
     part_ids: tuple[str, ...] = ()
+    # The key's input components, {argument: {"kind", "value", "summary", …}} (``keys``):
+    # MLflow logs the plain ones ("value", config objects) as the feature run's params.
+    inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class CallListener(Protocol):
@@ -135,6 +138,7 @@ def resolved_event(
         upstream=upstream,
         structure=artifact.structure,
         part_ids=tuple(part.artifact_id for part in hit.parts),
+        inputs=hit.entry.components.get("inputs") or {},
     )
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -74,16 +74,21 @@ def _template(request: pytest.FixtureRequest) -> Path | None:
     return Path(cache.mkdir("featurecache-mlflow")) / f"mlflow-{mlflow_version}.db"
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """The URL of a running MLflow tracking server (http://127.0.0.1:<port>)."""
+def start_mlflow(
+    root: Path,
+    request: pytest.FixtureRequest,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``mlflow server`` on 127.0.0.1 with its SQLite database and artifacts under
+    ``root``, plus ``args`` and ``env``; (the process, its URL) once ``/health`` answers.
+    Skips loudly (fails under FEATURECACHE_REQUIRE_SERVICES=1) when it cannot."""
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
         _unavailable(f"mlflow is not installed ({exc}); pip install 'featurecache[dev]'")
-    root = tmp_path_factory.mktemp("mlflow-server")
+    root.mkdir(parents=True, exist_ok=True)
     db = root / "mlflow.db"
     template = _template(request)
     if template is not None and template.is_file():
@@ -91,8 +96,9 @@ def mlflow_server(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job runner + huey workers: less CPU
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job runner + huey workers
+    environ.update(env or {})
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [
@@ -100,11 +106,12 @@ def mlflow_server(
                 *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
                 *("--backend-store-uri", f"sqlite:///{db}"),
                 *("--artifacts-destination", str(root / "artifacts")),
+                *args,
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=root,
-            env=env,
+            env=environ,
             start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT
@@ -124,6 +131,15 @@ def mlflow_server(
         with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(partial)) as target:
             source.backup(target)
         os.replace(partial, template)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The URL of a running MLflow tracking server (http://127.0.0.1:<port>)."""
+    proc, url = start_mlflow(tmp_path_factory.mktemp("mlflow-server"), request)
     try:
         yield url
     finally:

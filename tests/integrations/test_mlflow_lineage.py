@@ -247,6 +247,138 @@ def test_lineage_context_and_enabled(tracking: str, experiment: str, make_lineag
     }
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
+def test_one_artifact_used_in_two_contexts_is_one_input_of_the_run(
+    tracking: str, experiment: str
+) -> None:
+    """MLflow keeps one input per dataset and run: the run gets the artifact once, with the
+    first context; the catalog hears of both uses."""
+    import mlflow
+
+    usages = Usages()
+    # One batch for sure: the window only ends by flush().
+    lin = MlflowLineage(tracking, f"featurecache-test-{_hex()[:8]}", usages, window_seconds=600)
+    shared = event("shared")
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            lin.on_resolved(shared)
+            with lineage(context="eval"):
+                lin.on_resolved(shared)
+            assert lin.flush(60)
+    finally:
+        lin.close(30)
+    run_id = run.info.run_id
+    assert inputs_of(tracking, run_id) == {shared.artifact_id: ("feature.shared", "training")}
+    assert sorted(usages.calls) == [
+        (run_id, shared.artifact_id, "eval", tracking),
+        (run_id, shared.artifact_id, "training", tracking),
+    ]
+    assert lin._sender is not None and lin._sender.failures == 0
+
+
+@pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
+def test_features_resolved_inside_another_feature_are_upstream(
+    tracking: str, experiment: str
+) -> None:
+    import mlflow
+
+    from featurecache.fingerprint import observed
+
+    usages = Usages()
+    lin = MlflowLineage(tracking, f"featurecache-test-{_hex()[:8]}", usages, window_seconds=600)
+    inner, outer, both = event("inner"), event("outer"), event("both")
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            with observed.observing():  # what the engine runs a feature's body in
+                lin.on_resolved(inner)
+                lin.on_resolved(both)
+                with lineage(context="eval"):  # an upstream, whatever the block says
+                    lin.on_resolved(both)
+            lin.on_resolved(outer)
+            lin.on_resolved(both)  # the training code calls it too: it counts as training
+            assert lin.flush(60)
+    finally:
+        lin.close(30)
+    run_id = run.info.run_id
+    assert inputs_of(tracking, run_id) == {
+        inner.artifact_id: ("feature.inner", "upstream"),
+        outer.artifact_id: ("feature.outer", "training"),
+        both.artifact_id: ("feature.both", "training"),
+    }
+    assert sorted(usages.calls) == sorted(
+        [
+            (run_id, inner.artifact_id, "upstream", tracking),
+            (run_id, outer.artifact_id, "training", tracking),
+            (run_id, both.artifact_id, "training", tracking),
+        ]
+    )
+
+
+@pytest.mark.mlflow
+@pytest.mark.slow  # a real mlflow server
+def test_feature_runs_log_scalar_arguments_and_datasets_link_their_producer(
+    tracking: str, experiment: str, make_lineage: Any
+) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    lin = make_lineage(tracking)
+    sessions = event(
+        "sessions",
+        "miss",
+        inputs={
+            "clicks": {"kind": "polars", "value": None, "summary": "polars DataFrame 3 × 2"},
+            "gap_minutes": {"kind": "value", "value": 30, "summary": "30"},
+            "columns": {"kind": "value", "value": ["a", "b"], "summary": "['a', 'b']"},
+        },
+    )
+    users = event(
+        "user_features",
+        "miss",
+        upstream=(Upstream("sessions", sessions.artifact_id, sessions.artifact_uri, True),),
+    )
+    with mlflow.start_run(experiment_id=experiment) as run:
+        lin.on_resolved(sessions)
+        assert lin.flush(60)  # produced in an earlier batch than its consumer
+        lin.on_resolved(users)
+        assert lin.flush(60)
+    client = MlflowClient(tracking)
+
+    def feature_run(artifact_id: str) -> Any:
+        (found,) = client.search_runs([experiment], f"tags.`fc.artifact_id` = '{artifact_id}'")
+        return found
+
+    producer = feature_run(sessions.artifact_id)
+    assert producer.data.params == {"gap_minutes": "30", "columns": '["a","b"]'}
+    assert "fc.params_left_out" not in producer.data.tags
+    url = f"{tracking}/#/experiments/{experiment}/runs/{producer.info.run_id}"
+
+    def profile(run_id: str, digest: str) -> dict[str, Any]:
+        (found,) = [
+            i.dataset for i in dataset_inputs(client.get_run(run_id)) if i.dataset.digest == digest
+        ]
+        loaded: dict[str, Any] = json.loads(str(found.profile))
+        return loaded
+
+    # The training run's dataset, the producer's own output, and a downstream feature run's
+    # input all point at the run that made the artifact, by id and by its page in the UI.
+    for run_id in (run.info.run_id, producer.info.run_id):
+        linked = profile(run_id, sessions.artifact_id)
+        assert (linked["producer_run"], linked["producer_run_url"]) == (
+            producer.info.run_id,
+            url,
+        )
+    consumer = feature_run(users.artifact_id)
+    assert consumer.data.params == {}
+    assert profile(consumer.info.run_id, sessions.artifact_id)["producer_run_url"] == url
+    assert (
+        f"produced by run [`{producer.info.run_id}`]({url})"
+        in (consumer.data.tags["mlflow.note.content"])
+    )
+
+
 def test_lineage_rejects_an_empty_context() -> None:
     with pytest.raises(ConfigError), lineage(context=""):
         pass

@@ -18,7 +18,7 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlflow.data.dataset import Dataset
 from mlflow.data.dataset_source import DatasetSource
@@ -37,6 +37,28 @@ COMPOSITE_SOURCE = "featurecache"
 # Parts named in a composite's profile; the rest are counted (a list of 10 000 arrays is one
 # composite too, and a profile is meant for the UI).
 MAX_PROFILE_PARTS = 64
+
+
+class Producer(NamedTuple):
+    """The feature run that materialised an artifact, and its page in the MLflow UI."""
+
+    run_id: str
+    url: str | None = None  # None where the tracking URI is not an HTTP server
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The UI's page of a run (``<tracking_uri>/#/experiments/<exp>/runs/<run>``), for HTTP
+    tracking servers; None for a database or folder URI, which has no UI of its own."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _link(profile: dict[str, Any], producer: Producer | None) -> None:
+    if producer is not None:
+        profile["producer_run"] = producer.run_id
+        if producer.url:
+            profile["producer_run_url"] = producer.url
 
 
 def dataset_digest(fingerprint: str) -> str:
@@ -85,7 +107,7 @@ def artifact_profile(
     columns: int,
     code_digest: str | None,
     key_id: str | None,
-    producer_run: str | None = None,
+    producer: Producer | None = None,
 ) -> str:
     profile: dict[str, Any] = {
         "num_rows": rows,
@@ -97,8 +119,7 @@ def artifact_profile(
         profile["code_hash"] = code_digest
     if key_id:
         profile["cache_key"] = key_id
-    if producer_run:
-        profile["producer_run"] = producer_run
+    _link(profile, producer)
     return json.dumps(profile)
 
 
@@ -109,7 +130,7 @@ def composite_profile(
     part_ids: Sequence[str],
     code_digest: str | None,
     key_id: str | None,
-    producer_run: str | None = None,
+    producer: Producer | None = None,
 ) -> str:
     """A composite's profile: its structure in one line, its parts' digests in order."""
     from featurecache.results.codec import describe
@@ -128,12 +149,11 @@ def composite_profile(
         profile["code_hash"] = code_digest
     if key_id:
         profile["cache_key"] = key_id
-    if producer_run:
-        profile["producer_run"] = producer_run
+    _link(profile, producer)
     return json.dumps(profile)
 
 
-def artifact_entity(event: ResolvedFeature, producer_run: str | None = None) -> DatasetEntity:
+def artifact_entity(event: ResolvedFeature, producer: Producer | None = None) -> DatasetEntity:
     """The dataset of a cached artifact: ``feature.<name>``, digest = artifact id."""
     source_type, source = source_of(event.artifact_uri)
     if event.structure is not None:
@@ -148,7 +168,7 @@ def artifact_entity(event: ResolvedFeature, producer_run: str | None = None) -> 
                 part_ids=event.part_ids,
                 code_digest=event.code_digest,
                 key_id=event.key_id,
-                producer_run=producer_run,
+                producer=producer,
             ),
         )
     return DatasetEntity(
@@ -163,12 +183,12 @@ def artifact_entity(event: ResolvedFeature, producer_run: str | None = None) -> 
             columns=event.columns,
             code_digest=event.code_digest,
             key_id=event.key_id,
-            producer_run=producer_run,
+            producer=producer,
         ),
     )
 
 
-def upstream_entity(up: Upstream, feature: str | None, producer_run: str | None) -> DatasetEntity:
+def upstream_entity(up: Upstream, feature: str | None, producer: Producer | None) -> DatasetEntity:
     """An input of a materialisation. An upstream artifact keeps the name its consumers see
     (``feature.<name>``) when this process knows it, so the UI's Datasets filter joins them."""
     source_type, source = source_of(up.source_uri)
@@ -182,8 +202,7 @@ def upstream_entity(up: Upstream, feature: str | None, producer_run: str | None)
         "kind": "artifact" if up.is_artifact else "source",
         "fingerprint": up.digest,  # in full: the digest may have been trimmed to 36 chars
     }
-    if producer_run:
-        profile["producer_run"] = producer_run
+    _link(profile, producer)
     return DatasetEntity(
         name=name[:MAX_NAME],
         digest=dataset_digest(up.digest),

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurecache.errors import ConfigError
+from featurecache.fingerprint import observed
 from featurecache.hooks import ResolvedFeature, RunUsageCallback, Upstream
-from featurecache.integrations.mlflow.scope import LineageScope, QueuedEvent
+from featurecache.integrations.mlflow.scope import UPSTREAM_CONTEXT, LineageScope, QueuedEvent
 
 if TYPE_CHECKING:
     from featurecache.fingerprint.types import InputFingerprint
@@ -62,7 +63,8 @@ def lineage(
     ``context`` names the use (``"training"`` by default, e.g. ``"eval"``); ``run_id`` binds
     the block to a run explicitly, which worker threads need because MLflow's active run is
     thread-local; ``enabled=False`` logs nothing. Unset arguments keep the enclosing values.
-    Per thread and per asyncio task (a contextvar).
+    Per thread and per asyncio task (a contextvar). A feature called inside another feature's
+    body is an upstream of what the block asked for: its context is ``"upstream"``.
     """
     current = _BINDING.get()
     if context is not None and not (isinstance(context, str) and 0 < len(context) <= _MAX_CONTEXT):
@@ -86,6 +88,12 @@ def lineage(
         yield
     finally:
         _BINDING.reset(token)
+
+
+def _context(binding: _Binding) -> str:
+    """The context of a call made now: ``upstream`` inside another feature's body (its
+    observation is this thread's), else the one the enclosing ``lineage()`` names."""
+    return UPSTREAM_CONTEXT if observed.current() is not None else binding.context
 
 
 def _active_run() -> tuple[str, str] | None:
@@ -160,7 +168,7 @@ class MlflowLineage:
             if active is not None:
                 run_id, experiment_id = active
                 uri = self._uri_of(run_id)
-        return LineageScope(binding.context, run_id, uri, experiment_id, binding.enabled)
+        return LineageScope(_context(binding), run_id, uri, experiment_id, binding.enabled)
 
     def on_resolved(self, event: ResolvedFeature, scope: LineageScope | None = None) -> None:
         """Record a hit or miss. Microseconds: never imports mlflow, never waits for MLflow."""
@@ -178,7 +186,7 @@ class MlflowLineage:
                     if active is None:
                         return
                     run_id = active[0]
-                if (run_id, event.artifact_id, binding.context) in self._seen:
+                if (run_id, event.artifact_id, _context(binding)) in self._seen:
                     return
             scope = self.capture()
         if not scope.enabled:

@@ -8,6 +8,10 @@ from typing import NamedTuple
 
 from featurecache.hooks import ResolvedFeature
 
+# The context of a feature resolved inside another feature's body (an upstream of what the
+# training code asked for), whatever context the block around the outer call names.
+UPSTREAM_CONTEXT = "upstream"
+
 
 @dataclass(frozen=True)
 class LineageScope:

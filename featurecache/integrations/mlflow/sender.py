@@ -20,15 +20,20 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, RunStatus
+from mlflow.entities import Dataset as DatasetEntity
+from mlflow.entities import DatasetInput, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_USER
 
 from featurecache.integrations.mlflow.entities import (
+    Producer,
     artifact_entity,
     dataset_input,
+    run_url,
     upstream_entity,
 )
+from featurecache.integrations.mlflow.params import feature_params
+from featurecache.integrations.mlflow.scope import UPSTREAM_CONTEXT
 
 if TYPE_CHECKING:
     from featurecache.hooks import ResolvedFeature, RunUsageCallback
@@ -67,7 +72,7 @@ class MlflowSender:
         self._experiments: dict[str, str] = {}  # tracking uri -> our experiment's id
         self._run_experiments: dict[str, str] = {}  # run id -> its experiment id
         self._names: dict[str, str] = {}  # artifact id -> feature name, as seen in this process
-        self._producers: dict[str, str] = {}  # artifact id -> feature run created here
+        self._producers: dict[str, Producer] = {}  # artifact id -> feature run created here
         self._down_until: dict[str, float] = {}
         self._warned = False
         self._warned_callback = False
@@ -90,9 +95,10 @@ class MlflowSender:
             else:
                 # The runs are real even if MLflow cannot hear of their inputs now.
                 usages.extend(
-                    (i.scope.run_id, i.event.artifact_id, i.scope.context, uri)
-                    for i in items
-                    if i.consume and i.scope.run_id is not None
+                    (run_id, aid, context, uri)
+                    for run_id, used in _uses(items).items()
+                    for aid, contexts in used.items()
+                    for context in contexts
                 )
             self._report(usages)
 
@@ -105,17 +111,25 @@ class MlflowSender:
                     usages.extend(self._produce(client, uri, item))
                 except Exception as exc:  # noqa: BLE001 - MLflow errors never reach feature calls
                     self._fail(uri, exc)
-        edges: dict[str, dict[tuple[str, str], DatasetInput]] = {}
+        self._consume(client, uri, items, usages)
+
+    def _consume(
+        self, client: MlflowClient, uri: str, items: list[QueuedEvent], usages: list[Usage]
+    ) -> None:
+        """The consumption edges of a batch: one ``log_inputs`` per consuming run. MLflow
+        keeps one input per (dataset, run), the first it is sent: a run that used an artifact
+        in two contexts gets it with the first context its code named, and "upstream" only
+        when the training code never called that feature itself; the catalog still hears of
+        each direct use."""
+        entities: dict[str, DatasetEntity] = {}
         for item in items:
-            run_id = item.scope.run_id
-            if not item.consume or run_id is None:
-                continue
-            entity = artifact_entity(item.event, self._producers.get(item.event.artifact_id))
-            key = (item.event.artifact_id, item.scope.context)
-            edges.setdefault(run_id, {})[key] = dataset_input(entity, item.scope.context)
-        for run_id, inputs in edges.items():
-            if self._log_inputs(client, uri, run_id, list(inputs.values())):
-                usages.extend((run_id, aid, ctx, uri) for aid, ctx in inputs)
+            aid = item.event.artifact_id
+            if item.consume and aid not in entities:
+                entities[aid] = artifact_entity(item.event, self._producers.get(aid))
+        for run_id, used in _uses(items).items():
+            inputs = [dataset_input(entities[aid], ctxs[0]) for aid, ctxs in used.items()]
+            if self._log_inputs(client, uri, run_id, inputs):
+                usages.extend((run_id, aid, ctx, uri) for aid, ctxs in used.items() for ctx in ctxs)
 
     def _log_inputs(
         self, client: MlflowClient, uri: str, run_id: str, inputs: list[DatasetInput]
@@ -153,11 +167,17 @@ class MlflowSender:
         }
         if parent is not None:
             tags[MLFLOW_PARENT_RUN_ID] = parent
+        params, left_out = feature_params(event.inputs)
+        if left_out:
+            tags["fc.params_left_out"] = str(left_out)
         run = client.create_run(
             experiment_id, tags=tags, run_name=f"feature:{event.feature}@{event.code_digest[:8]}"
         )
         run_id = run.info.run_id
+        producer = Producer(run_id, run_url(uri, experiment_id, run_id))
         try:
+            if params:
+                client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
             inputs = [
                 dataset_input(
                     upstream_entity(
@@ -169,7 +189,7 @@ class MlflowSender:
                 )
                 for up in event.upstream
             ]
-            inputs.append(dataset_input(artifact_entity(event, run_id), "output"))
+            inputs.append(dataset_input(artifact_entity(event, producer), "output"))
             client.log_inputs(run_id, datasets=inputs)
             if event.code_source:
                 client.log_text(
@@ -178,9 +198,9 @@ class MlflowSender:
         finally:
             # The materialisation itself succeeded, whatever part of its record got through.
             _end_run(client, run_id)
-        self._producers[event.artifact_id] = run_id
+        self._producers[event.artifact_id] = producer
         for part_id in event.part_ids:
-            self._producers.setdefault(part_id, run_id)
+            self._producers.setdefault(part_id, producer)
         usages: list[Usage] = [(run_id, event.artifact_id, "output", uri)]
         usages.extend((run_id, up.digest, "source", uri) for up in event.upstream if up.is_artifact)
         return usages
@@ -204,8 +224,9 @@ class MlflowSender:
             if up.source_uri:
                 line += f" at `{up.source_uri}`"
             producer = self._producers.get(up.digest)
-            if producer:
-                line += f", produced by run `{producer}`"
+            if producer is not None:
+                run = f"`{producer.run_id}`"
+                line += f", produced by run {f'[{run}]({producer.url})' if producer.url else run}"
             lines.append(line)
         return "\n".join(lines)
 
@@ -292,6 +313,23 @@ class MlflowSender:
                 if not self._warned_callback:
                     self._warned_callback = True
                     log.warning("featurecache: could not record an MLflow run's use: %s", exc)
+
+
+def _uses(items: list[QueuedEvent]) -> dict[str, dict[str, list[str]]]:
+    """run id -> artifact id -> the contexts of its consumption edges in ``items``, in the
+    order they came: the direct ones only, when the training code called the feature itself
+    as well as through another feature ("upstream")."""
+    uses: dict[str, dict[str, list[str]]] = {}
+    for item in items:
+        run_id = item.scope.run_id
+        if item.consume and run_id is not None:
+            contexts = uses.setdefault(run_id, {}).setdefault(item.event.artifact_id, [])
+            if item.scope.context not in contexts:
+                contexts.append(item.scope.context)
+    for used in uses.values():
+        for aid, contexts in used.items():
+            used[aid] = [c for c in contexts if c != UPSTREAM_CONTEXT] or contexts
+    return uses
 
 
 def _end_run(client: MlflowClient, run_id: str) -> None:
