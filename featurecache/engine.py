@@ -403,7 +403,9 @@ class CacheEngine:
             observed.note_paths(covered_paths(inputs))
         if recompute or self._refresh_now(feature.name, key.key_id):
             call.notes.replace = True
-            call.notes.reason = "recompute asked for" if recompute else "FEATURECACHE_REFRESH"
+            call.notes.reason = (
+                "recompute requested" if recompute else "refresh requested (FEATURECACHE_REFRESH)"
+            )
             return self._miss(call)
         hit = self._fresh(self.catalog.lookup(key.key_id), call)
         if hit is not None:
@@ -799,9 +801,11 @@ class CacheEngine:
         # Counted and logged once the body has run, whatever happens to the publish.
         self.session.add("miss", seconds, call.feature.name)
         if logs.enabled():
-            reason = call.notes.reason or logs.miss_reason(
-                self.catalog, call.feature.name, call.key
-            )
+            reason = call.notes.reason
+            if reason is None:
+                # Compared with the feature's stored keys, this process's pending ones too.
+                self.publisher.flush()
+                reason = logs.miss_reason(self.catalog, call.feature.name, call.key)
             logs.miss(call.feature.name, call.key.key_id, reason, seconds)
         return out, seconds
 

@@ -2,7 +2,7 @@
 logger, the ``FEATURECACHE_LOG`` handler for people who never configure ``logging``, and a
 one-line summary of the session at exit.
 
-* A hit: ``hit sessionize 47a070f7 (saved 12.3 s, read in 4 ms)``, INFO. Built only when the
+* A hit: ``hit sessionize 47a070f7 in 4 ms (saved 12.3 s)``, INFO (the artifact's short id). Built only when the
   logger is enabled for INFO (``enabled()``, one cached check per call): a hit never queries
   anything for its log line.
 * A miss: ``miss user_features: helper `clean_ts` in `util.py` changed; computed in 8.1 s``,
@@ -27,6 +27,7 @@ from featurecache.usage import PROCESS
 if TYPE_CHECKING:
     from featurecache.catalog import Catalog
     from featurecache.keys import CacheKey
+    from featurecache.usage import SessionSnapshot
 
 log = logging.getLogger("featurecache")
 
@@ -42,7 +43,7 @@ class CallEvent:
     feature: str
     key_id: str | None
     artifact_id: str | None  # a hit's artifact; None on a miss
-    seconds: float  # a hit: reading the result; a miss: computing it
+    seconds: float  # a hit: the whole call; a miss: the body
     seconds_avoided: float  # a hit: the recorded compute time of its result; a miss: 0
     reason: str | None  # a miss: why
 
@@ -64,11 +65,11 @@ def seconds_text(seconds: float) -> str:
 def hit(feature: str, key_id: str, artifact_id: str, seconds: float, avoided: float) -> None:
     event = CallEvent("hit", feature, key_id, artifact_id, seconds, avoided, None)
     log.info(
-        "hit %s %s (saved %s, read in %s)",
+        "hit %s %s in %s (saved %s)",
         feature,
         artifact_id[:8],
-        seconds_text(avoided),
         seconds_text(seconds),
+        seconds_text(avoided),
         extra={"featurecache": event},
     )
 
@@ -155,10 +156,10 @@ def configure(level: str) -> None:
         _handler.setLevel(wanted)
 
 
-def summary_line() -> str | None:
-    """``featurecache: 12 calls: 9 hits (saved 41.2 s), 3 misses (computed in 10.3 s)``, or
-    None when this process made no call."""
-    stats = PROCESS.snapshot()
+def summary_line(stats: SessionSnapshot | None = None) -> str | None:
+    """``featurecache: 12 calls this session: 9 hits (saved 41.2 s), 3 misses (computed in
+    10.3 s)`` for ``stats`` (default: this process's), or None when there was no call."""
+    stats = PROCESS.snapshot() if stats is None else stats
     if not stats.calls:
         return None
     calls = "call" if stats.calls == 1 else "calls"
