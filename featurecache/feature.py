@@ -238,8 +238,9 @@ def default_cache() -> FeatureCache:
 
 
 class Feature(Generic[P, R]):
-    """A decorated feature function. Calling it resolves through the cache; ``func`` is the
-    undecorated function, ``name`` the feature's name in the catalog.
+    """A decorated feature function. Calling it resolves through the cache; ``func`` (also
+    ``__wrapped__``) is the undecorated function, ``name`` the feature's name in the catalog.
+    ``is_cached``, ``recompute`` and ``clear`` control its entries.
 
     A Feature passes for the function it wraps: ``inspect.isfunction`` is true (``__class__``
     answers ``types.FunctionType``, the way ``unittest.mock`` specs pass ``isinstance``) and
