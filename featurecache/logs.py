@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -134,6 +135,7 @@ class _Formatter(logging.Formatter):
 
 _LEVELS = {"info": logging.INFO, "debug": logging.DEBUG}
 _handler: _Stderr | None = None
+_configure_lock = threading.Lock()
 
 
 def configure(level: str) -> None:
@@ -146,14 +148,15 @@ def configure(level: str) -> None:
     wanted = _LEVELS.get(level)
     if wanted is None:
         return
-    if _handler is None:
-        _handler = _Stderr()
-        _handler.setFormatter(_Formatter("%(message)s"))
-        log.addHandler(_handler)
-        log.propagate = False
-    if log.level == logging.NOTSET or wanted < log.level:
-        log.setLevel(wanted)
-        _handler.setLevel(wanted)
+    with _configure_lock:  # two threads opening two caches attach one handler
+        if _handler is None:
+            _handler = _Stderr()
+            _handler.setFormatter(_Formatter("%(message)s"))
+            log.addHandler(_handler)
+            log.propagate = False
+        if log.level == logging.NOTSET or wanted < log.level:
+            log.setLevel(wanted)
+            _handler.setLevel(wanted)
 
 
 def summary_line(stats: SessionSnapshot | None = None) -> str | None:
