@@ -279,6 +279,8 @@ class CacheEngine:
             self.files.add_resolver(resolver)
         self.owner = new_owner()
         self.session = SessionStats(parent=PROCESS)
+        # Keys computed lately, which a miss's log line compares with (``logs.RecentKeys``).
+        self.recent_keys = logs.RecentKeys()
         # FEATURECACHE_REFRESH: keys already recomputed in this process (each only once).
         self._refreshed: set[str] = set()
         self._refresh_lock = threading.Lock()
@@ -800,13 +802,13 @@ class CacheEngine:
         inputs.check()
         # Counted and logged once the body has run, whatever happens to the publish.
         self.session.add("miss", seconds, call.feature.name)
+        name = call.feature.name
         if logs.enabled():
-            reason = call.notes.reason
-            if reason is None:
-                # Compared with the feature's stored keys, this process's pending ones too.
-                self.publisher.flush()
-                reason = logs.miss_reason(self.catalog, call.feature.name, call.key)
-            logs.miss(call.feature.name, call.key.key_id, reason, seconds)
+            reason = call.notes.reason or logs.miss_reason(
+                self.catalog, name, call.key, self.recent_keys
+            )
+            logs.miss(name, call.key.key_id, reason, seconds)
+        self.recent_keys.add(name, call.key)  # a few µs, on a miss only
         return out, seconds
 
     def _fresh(self, hit: Hit | None, call: Call) -> Hit | None:

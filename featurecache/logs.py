@@ -8,7 +8,8 @@ one-line summary of the session at exit.
 * A miss: ``miss user_features: helper `clean_ts` in `util.py` changed; computed in 8.1 s``,
   INFO. The reason is the caller's when it knows it (a file the body read changed, a
   recompute asked for, an unreadable artifact); otherwise the key is compared with the
-  feature's newest stored keys, fetched with one bounded query (``ops.miss_reason``).
+  feature's newest stored keys, fetched with one bounded query, and with the keys the cache
+  computed lately in this process (``RecentKeys``; ``ops.miss_reason``).
 
 Every record carries the call as ``record.featurecache`` (a ``CallEvent``) for handlers that
 want fields rather than text.
@@ -20,6 +21,7 @@ import atexit
 import logging
 import sys
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -27,6 +29,7 @@ from featurecache.usage import PROCESS
 
 if TYPE_CHECKING:
     from featurecache.catalog import Catalog
+    from featurecache.catalog.records import EntryRecord
     from featurecache.keys import CacheKey
     from featurecache.usage import SessionSnapshot
 
@@ -86,9 +89,44 @@ def miss(feature: str, key_id: str | None, reason: str, seconds: float) -> None:
     )
 
 
-def miss_reason(catalog: Catalog, feature: str, key: CacheKey) -> str:
-    """Why ``key`` missed, from the feature's newest stored keys (one bounded query). Every
-    change is named at DEBUG, the first few at INFO."""
+class RecentKeys:
+    """The keys one cache computed lately in this process, per feature (bounded): a miss is
+    compared with them too, since their entries may not be committed yet (a background
+    publish) and waiting for those publishes would make logging slow down every miss."""
+
+    def __init__(self, per_feature: int = 8, features: int = 256) -> None:
+        self._per_feature = per_feature
+        self._features = features
+        self._keys: dict[str, deque[EntryRecord]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, feature: str, key: CacheKey) -> None:
+        from featurecache.catalog.records import EntryRecord
+
+        entry = EntryRecord(
+            key_id=key.key_id,
+            feature=feature,
+            code_digest=key.code.digest,
+            artifact_id="",
+            return_kind="polars",
+            components=key.components,
+        )
+        with self._lock:
+            keys = self._keys.pop(feature, None) or deque(maxlen=self._per_feature)
+            keys.appendleft(entry)
+            self._keys[feature] = keys  # most recently used feature last
+            if len(self._keys) > self._features:
+                del self._keys[next(iter(self._keys))]
+
+    def of(self, feature: str) -> list[EntryRecord]:
+        """Newest first."""
+        with self._lock:
+            return list(self._keys.get(feature, ()))
+
+
+def miss_reason(catalog: Catalog, feature: str, key: CacheKey, recent: RecentKeys) -> str:
+    """Why ``key`` missed, from the feature's newest stored keys (one bounded query) and the
+    keys this cache computed lately. Every change is named at DEBUG, the first few at INFO."""
     from featurecache.errors import CatalogError
     from featurecache.ops.miss_reason import explain_miss
 
@@ -102,6 +140,7 @@ def miss_reason(catalog: Catalog, feature: str, key: CacheKey) -> str:
         key.code.digest,
         key.components,
         stored,
+        pending=recent.of(feature),
         all_changes=log.isEnabledFor(logging.DEBUG),
     )
 

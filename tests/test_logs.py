@@ -218,3 +218,23 @@ def test_the_summary_line() -> None:
 )
 def test_seconds_text(seconds: float, text: str) -> None:
     assert logs.seconds_text(seconds) == text
+
+
+def test_recent_keys_are_bounded_per_feature_and_in_features() -> None:
+    from featurecache.keys import CacheKey
+
+    class Code:
+        digest = "c"
+
+    recent = logs.RecentKeys(per_feature=2, features=2)
+
+    def key(key_id: str) -> CacheKey:
+        return CacheKey(key_id, "", {}, Code())  # type: ignore[arg-type]
+
+    for key_id in ("a1", "a2", "a3"):
+        recent.add("a", key(key_id))
+    assert [e.key_id for e in recent.of("a")] == ["a3", "a2"]
+    recent.add("b", key("b1"))
+    recent.add("a", key("a4"))  # "a" used last: "b" is the oldest feature
+    recent.add("c", key("c1"))
+    assert recent.of("b") == [] and [e.key_id for e in recent.of("a")] == ["a4", "a3"]

@@ -27,11 +27,13 @@ def explain_miss(
     components: Mapping[str, Any],
     stored: Sequence[EntryRecord],
     *,
+    pending: Sequence[EntryRecord] = (),
     all_changes: bool = False,
 ) -> str:
     """The reason a call of ``feature`` with key ``key_id`` missed, given the feature's newest
-    ``stored`` keys: the first ``SHOWN_CHANGES`` differences from the nearest one (every one
-    with ``all_changes``), or ``NEW_KEY``."""
+    ``stored`` keys and the keys computed lately in this process (``pending``, newest first,
+    maybe not committed yet): the first ``SHOWN_CHANGES`` differences from the nearest one
+    (every one with ``all_changes``), or ``NEW_KEY``."""
     if any(entry.key_id == key_id for entry in stored):
         # The key is stored but its result could not be served (collected, lost, corrupt).
         return "its stored result is no longer available"
@@ -43,7 +45,9 @@ def explain_miss(
         return_kind="polars",
         components=dict(components),
     )
-    compared = nearest(components, stored, exclude_key=key_id)
+    known = {entry.key_id for entry in pending}
+    candidates = [*pending, *(entry for entry in stored if entry.key_id not in known)]
+    compared = nearest(components, candidates, exclude_key=key_id)
     if compared is None:
         return NEW_KEY
     explanation = explain_change(compared, target)

@@ -50,3 +50,11 @@ def test_many_changes_are_shortened_unless_asked_for_all() -> None:
     )
     full = explain_miss("f", "k2", "c1", now, stored, all_changes=True)
     assert full.count("param") == 3 and "more" not in full
+
+
+def test_keys_computed_lately_count_before_they_are_stored() -> None:
+    pending = [_entry("k1", n=1)]  # published in the background, not committed yet
+    reason = explain_miss("f", "k2", "c1", _components(n=2), [], pending=pending)
+    assert reason == "param `n`: 1 → 2"
+    # A key computed here but never stored (a read-only cache) is not "no longer available".
+    assert explain_miss("f", "k1", "c1", _components(n=1), [], pending=pending) == NEW_KEY
