@@ -46,6 +46,7 @@ from featurecache.feature import (
 )
 from featurecache.fingerprint.observed_inputs import ObservedInputWarning
 from featurecache.results.annotations import UnsupportedReturnAnnotationError
+from featurecache.usage import FeatureTotals, SessionSnapshot, session_stats
 
 if TYPE_CHECKING:
     from featurecache.fingerprint.registry import register_fingerprint
@@ -71,6 +72,7 @@ __all__ = [
     "FeatureCache",
     "FeatureCacheError",
     "FeatureOptions",
+    "FeatureTotals",
     "InputMutatedWarning",
     "InputNotFoundError",
     "InvalidArtifactIdError",
@@ -79,6 +81,7 @@ __all__ = [
     "MissingDependencyError",
     "ObservedInputWarning",
     "S3Path",
+    "SessionSnapshot",
     "StoreCapabilityError",
     "StoreError",
     "UnknownFeatureError",
@@ -92,6 +95,7 @@ __all__ = [
     "lineage",
     "mlflow_dataset",
     "register_fingerprint",
+    "session_stats",
     "why",
 ]
 

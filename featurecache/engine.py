@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from featurecache import background, hooks
+from featurecache import background, hooks, logs
 from featurecache.catalog import Catalog
 from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind
 from featurecache.errors import (
@@ -76,7 +76,7 @@ from featurecache.settings import Settings, load_settings
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
 from featurecache.store.factory import check_for_cache, open_store
-from featurecache.usage import SessionStats, UsageRecorder
+from featurecache.usage import PROCESS, SessionStats, UsageRecorder
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -121,6 +121,14 @@ class FeatureSpec(Protocol):
     def code_identity(self, track_library_versions: bool = True) -> CodeIdentity: ...
 
 
+@dataclass
+class CallNotes:
+    """What the resolution of one call learned along the way."""
+
+    reason: str | None = None
+    replace: bool = False
+
+
 @dataclass(frozen=True)
 class Call:
     """One call of a feature: what it was called with and the key that names its result."""
@@ -134,6 +142,9 @@ class Call:
     # Files the body read (``fingerprint.observed_inputs``): filled by the lookup (a stale
     # entry's) and by the body's run (this result's).
     observation: Observation = field(default_factory=Observation)
+    # Why it misses, when the path that decided so knows (its log line says it), and whether
+    # its result replaces the key's entry (``recompute``, ``FEATURECACHE_REFRESH``).
+    notes: CallNotes = field(default_factory=CallNotes)
 
 
 class _Missing:
@@ -264,7 +275,12 @@ class CacheEngine:
         for resolver in hooks.resolvers_for(catalog):
             self.files.add_resolver(resolver)
         self.owner = new_owner()
-        self.session = SessionStats()
+        self.session = SessionStats(parent=PROCESS)
+        # Keys computed lately, which a miss's log line compares with (``logs.RecentKeys``).
+        self.recent_keys = logs.RecentKeys()
+        # FEATURECACHE_REFRESH: keys already recomputed in this process (each only once).
+        self._refreshed: set[str] = set()
+        self._refresh_lock = threading.Lock()
         self.usage = UsageRecorder(
             catalog, give_up_on_failure=settings.read_only or catalog.read_only
         )
@@ -279,7 +295,6 @@ class CacheEngine:
             catalog=catalog,
             settings=settings,
             listeners=self.listeners,
-            session=self.session,
             produced_by_cache=self._seen,
         )
         # A process that exits normally holds no lease, whatever path took one (background's
@@ -369,22 +384,71 @@ class CacheEngine:
 
     # -- the call -----------------------------------------------------------------------
 
-    def call(self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(
+        self,
+        feature: FeatureSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        recompute: bool = False,
+    ) -> Any:
+        """Resolve one call: a hit, or compute and publish. ``recompute``: compute even if
+        the key is cached, and replace its entry (``Feature.recompute``)."""
         started = time.perf_counter()
         key, inputs = self.key_for(feature, args, kwargs)
         self.publisher.wait_for(key.key_id)
         call = Call(feature, args, kwargs, key, inputs, started)
         if observed.current() is not None:  # inside another feature's body: its inputs too
             observed.note_paths(covered_paths(inputs))
+        if recompute or self._refresh_now(feature.name, key.key_id):
+            call.notes.replace = True
+            call.notes.reason = (
+                "recompute requested" if recompute else "refresh requested (FEATURECACHE_REFRESH)"
+            )
+            return self._miss(call)
         hit = self._fresh(self.catalog.lookup(key.key_id), call)
         if hit is not None:
             value = self._load(hit, feature.lazy)
             if value is _UNREADABLE:
+                call.notes.reason = "its stored result could not be read"
                 return self._compute(call, NoLease())
             if value is not _MISSING:
                 self._record_hit(hit, time.perf_counter() - started)
                 return value
+            call.notes.reason = "its stored result was missing or corrupt"
         return self._miss(call)
+
+    def is_cached(
+        self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
+        """Whether ``feature(*args, **kwargs)`` would be served from the cache now (its
+        entry exists, and no file its body read has changed); nothing is computed, counted
+        or logged."""
+        key, inputs = self.key_for(feature, args, kwargs)
+        self.publisher.wait_for(key.key_id)
+        if self._refresh_pending(feature.name, key.key_id):
+            return False
+        call = Call(feature, args, kwargs, key, inputs, time.perf_counter())
+        hit = self._fresh(self.catalog.lookup(key.key_id), call)
+        return hit is not None and hit.complete
+
+    def _refresh_pending(self, feature: str, key_id: str) -> bool:
+        refresh = self.settings.refresh
+        if not refresh or (feature not in refresh and "*" not in refresh):
+            return False
+        with self._refresh_lock:
+            return key_id not in self._refreshed
+
+    def _refresh_now(self, feature: str, key_id: str) -> bool:
+        """``FEATURECACHE_REFRESH`` names ``feature`` and this key has not been recomputed
+        in this process yet (then it is, now)."""
+        if not self._refresh_pending(feature, key_id):
+            return False
+        with self._refresh_lock:
+            if key_id in self._refreshed:
+                return False
+            self._refreshed.add(key_id)
+            return True
 
     def key_for(
         self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -522,6 +586,14 @@ class CacheEngine:
         from featurecache.catalog.queries import UsageEvent
 
         self.session.add("hit", hit.artifact.compute_seconds, hit.entry.feature)
+        if logs.enabled():
+            logs.hit(
+                hit.entry.feature,
+                hit.entry.key_id,
+                hit.artifact.artifact_id,
+                seconds,
+                hit.artifact.compute_seconds,
+            )
         self.usage.add(
             UsageEvent(
                 "hit",
@@ -556,7 +628,11 @@ class CacheEngine:
                     lease_seconds=self.settings.lease_seconds,
                     heartbeat_seconds=self.settings.heartbeat_seconds,
                     wait_timeout=self.settings.wait_timeout_seconds,
-                    poll=lambda: self._fresh(self.catalog.lookup(call.key.key_id), call),
+                    poll=lambda: (
+                        None
+                        if call.notes.replace
+                        else self._fresh(self.catalog.lookup(call.key.key_id), call)
+                    ),
                     feature=call.feature.name,
                 )
             except CatalogError as exc:
@@ -597,7 +673,6 @@ class CacheEngine:
                 # Read-only: nothing is published; the value is checked (and made lazy) as a
                 # published one would be.
                 table, kind = to_arrow(out, feature.name)
-                self.session.add("miss", compute_seconds, feature.name)
                 lease.release()
                 return _as_lazy(table) if feature.lazy or kind == "lazy" else out
             if frame_kind(out) == "pandas" and self.settings.background_publish:
@@ -628,9 +703,11 @@ class CacheEngine:
                 scopes=tuple(listener.capture() for listener in self.listeners),
                 snapshot=snapshot,
                 observed=call.observation.block,
+                replace=call.notes.replace,
                 background=self.settings.background_publish
                 and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
                 and not isinstance(lease, NoLease)
+                and not call.notes.replace  # replaced when recompute() returns
                 and not background.may_be_terminated(),
             )
         except BaseException:
@@ -679,7 +756,6 @@ class CacheEngine:
         try:
             composite, artifact_id = composite_of(out, feature.name)
             if not self.stores:
-                self.session.add("miss", compute_seconds, feature.name)
                 return out
             for part in composite.parts:
                 self._saw(part.artifact_id)
@@ -697,6 +773,7 @@ class CacheEngine:
                 scopes=tuple(listener.capture() for listener in self.listeners),
                 composite=composite,
                 observed=call.observation.block,
+                replace=call.notes.replace,
             )
         except BaseException:
             lease.release()
@@ -715,6 +792,15 @@ class CacheEngine:
             out = call.feature.func(*call.args, **call.kwargs)
         seconds = time.perf_counter() - t0
         inputs.check()
+        # Counted and logged once the body has run, whatever happens to the publish.
+        self.session.add("miss", seconds, call.feature.name)
+        name = call.feature.name
+        if logs.enabled():
+            reason = call.notes.reason or logs.miss_reason(
+                self.catalog, name, call.key, self.recent_keys
+            )
+            logs.miss(name, call.key.key_id, reason, seconds)
+        self.recent_keys.add(name, call.key)  # a few µs, on a miss only
         return out, seconds
 
     def _fresh(self, hit: Hit | None, call: Call) -> Hit | None:
@@ -732,11 +818,8 @@ class CacheEngine:
                 paths = (resolve(str(item["path"]), self.files) for item in recorded)
                 observed.note_paths(p for p in paths if os.path.isabs(p))
             return hit
-        log.info(
-            "featurecache: %s read %s, which changed since its result was stored: recomputing",
-            call.feature.name,
-            changed,
-        )
+        # Said by the call's miss record (``logs.miss``).
+        call.notes.reason = f"file `{changed}` (read by the body) changed"
         call.observation.replaced = recorded
         return None
 

@@ -137,8 +137,33 @@ class FeatureCache:
         self._settings_arg = settings
         self._overrides = parse_overrides(overrides)
         self._engine: CacheEngine | None = None
+        self._settings: Settings | None = None
         self._pid = os.getpid()  # the process that opened _engine
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """This cache's settings, resolved on first use (nothing is opened): explicit
+        arguments, then the environment, pyproject.toml and defaults. Applies
+        ``FEATURECACHE_LOG`` (``logs.configure``)."""
+        if self._settings is None:
+            from featurecache.logs import configure
+            from featurecache.settings import load_settings, with_overrides
+
+            extra: dict[str, Any] = dict(self._overrides)
+            if isinstance(self._catalog_arg, str):
+                extra["catalog_url"] = self._catalog_arg
+            if isinstance(self._store_arg, str | Path):
+                extra["store_url"] = str(self._store_arg)
+            if self._settings_arg is None:
+                settings = load_settings(**extra)
+            else:
+                settings = (
+                    with_overrides(self._settings_arg, **extra) if extra else self._settings_arg
+                )
+            configure(settings.log)
+            self._settings = settings
+        return self._settings
 
     @property
     def engine(self) -> CacheEngine:
@@ -153,8 +178,8 @@ class FeatureCache:
                     self._engine = CacheEngine.open(
                         catalog=self._catalog_arg,
                         store=self._store_arg,
-                        settings=self._settings_arg,
-                        overrides=self._overrides,
+                        settings=self.settings,
+                        overrides={},
                     )
                     self._pid = os.getpid()
         return self._engine
@@ -213,8 +238,9 @@ def default_cache() -> FeatureCache:
 
 
 class Feature(Generic[P, R]):
-    """A decorated feature function. Calling it resolves through the cache; ``func`` is the
-    undecorated function, ``name`` the feature's name in the catalog.
+    """A decorated feature function. Calling it resolves through the cache; ``func`` (also
+    ``__wrapped__``) is the undecorated function, ``name`` the feature's name in the catalog.
+    ``is_cached``, ``recompute`` and ``clear`` control its entries.
 
     A Feature passes for the function it wraps: ``inspect.isfunction`` is true (``__class__``
     answers ``types.FunctionType``, the way ``unittest.mock`` specs pass ``isinstance``) and
@@ -279,8 +305,39 @@ class Feature(Generic[P, R]):
         return self._cache()
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = self.cache.engine.call(self, args, kwargs)
+        cache = self.cache
+        if cache.settings.disable:
+            return _uncached(self, args, kwargs)
+        result: R = cache.engine.call(self, args, kwargs)
         return result
+
+    # -- control (README "Seeing and controlling the cache") -----------------------------
+
+    def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Whether this call would be a hit, without computing anything: its key is built
+        (inputs fingerprinted, code identity taken) and looked up, and the files its body
+        read are re-validated, as a real call does. False when caching is disabled."""
+        cache = self.cache
+        if cache.settings.disable:
+            return False
+        return cache.engine.is_cached(self, args, kwargs)
+
+    def recompute(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Compute this call even if it is cached, and replace the key's entry with the new
+        result (the old artifact is left to GC). Returns the new result."""
+        cache = self.cache
+        if cache.settings.disable:
+            return _uncached(self, args, kwargs)
+        result: R = cache.engine.call(self, args, kwargs, recompute=True)
+        return result
+
+    def clear(self) -> int:
+        """Drop every cache entry of this feature, whatever its code version or arguments;
+        returns how many. The artifacts stay until ``featurecache gc`` collects them (other
+        features may share them). Waits for this process's pending publishes first."""
+        engine = self.cache.engine
+        engine.flush()
+        return engine.catalog.clear_feature(self.name).entries
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         if instance is None or self._static:
@@ -340,6 +397,34 @@ class Feature(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<cached feature {self.name!r} of {self.func.__module__}.{self.func.__qualname__}>"
+
+
+def _uncached(feature: Feature[P, R], args: Any, kwargs: Any) -> R:
+    """A call with caching disabled (``FEATURECACHE_DISABLE``): the body runs, nothing is
+    fingerprinted, read or stored. A ``lazy=True`` feature still hands back a ``LazyFrame``."""
+    import time
+
+    from featurecache import logs
+    from featurecache.usage import PROCESS
+
+    started = time.perf_counter()
+    out = feature.func(*args, **kwargs)
+    seconds = time.perf_counter() - started
+    PROCESS.add("miss", seconds, feature.name)
+    if logs.enabled():
+        logs.miss(feature.name, None, "caching is disabled (FEATURECACHE_DISABLE)", seconds)
+    if feature.lazy:
+        from featurecache.frames import frame_kind, to_arrow
+
+        if frame_kind(out) != "lazy":
+            import polars as pl
+
+            table, _kind = to_arrow(out, feature.name)
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            lazy: Any = frame.lazy()
+            return lazy  # type: ignore[no-any-return]
+    return out
 
 
 def _decorate(

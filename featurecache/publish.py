@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from featurecache.keys import CacheKey
     from featurecache.settings import Settings
     from featurecache.store.base import ArtifactStore
-    from featurecache.usage import SessionStats
 
 log = logging.getLogger("featurecache")
 # The uri of a composite artifact's row: it has no file of its own, only parts.
@@ -103,6 +102,8 @@ class PublishJob:
     # The files the body read (``fingerprint.observed_inputs.block_for``), recorded in the
     # entry's components; an entry with them replaces whatever the key held (a stale entry).
     observed: dict[str, Any] | None = None
+    # Replace whatever entry the key holds (a recompute asked for, FEATURECACHE_REFRESH).
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,12 @@ class Publisher:
         catalog: Catalog,
         settings: Settings,
         listeners: Sequence[CallListener],
-        session: SessionStats,
         produced_by_cache: Callable[[InputFingerprint], str | None],
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._settings = settings
         self._listeners = tuple(listeners)
-        self._session = session
         # A frame input whose content is an artifact this process produced or loaded is a
         # lineage edge to it even when the frame was not carried (a cold run's misses).
         self._produced_by_cache = produced_by_cache
@@ -155,7 +154,6 @@ class Publisher:
         way. Returns the winning hit (another process's, when it committed first)."""
         try:
             hit, edges = self._store_then_commit(job)
-            self._session.add("miss", job.compute_seconds, job.feature)
             self._report(job, hit, edges)
             try:
                 self._catalog.record_event(
@@ -228,7 +226,8 @@ class Publisher:
                 components=code.components,
             )
             try:
-                commit = self._catalog.publish if job.observed is None else self._catalog.replace
+                replace = job.replace or job.observed is not None
+                commit = self._catalog.replace if replace else self._catalog.publish
                 return commit(entry, artifact, edges, record, parts), edges
             except ArtifactBeingSweptError as exc:
                 if not self._wait_for_sweep(exc.artifact_id, deadline):

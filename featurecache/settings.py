@@ -57,6 +57,13 @@ class Settings:
     # MLflow lineage: on when a tracking URI is known.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "featurecache"
+    # Seeing and controlling the cache (README "Seeing and controlling the cache").
+    # "off", "info" or "debug": a stderr handler on the ``featurecache`` logger (``logs``).
+    log: str = "off"
+    # Compute every call, read and store nothing (a debugging run).
+    disable: bool = False
+    # Features whose keys recompute once in this process (replacing their entries); "*": all.
+    refresh: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -112,6 +119,42 @@ def _parse_str(name: str, raw: object) -> str:
     return text
 
 
+LOG_LEVELS = ("off", "info", "debug")
+_LOG_WORDS = {
+    **{word: "off" for word in ("off", "0", "false", "no", "none", "")},
+    **{word: "info" for word in ("info", "1", "true", "yes", "on")},
+    "debug": "debug",
+}
+
+
+def _parse_log(name: str, raw: object) -> str:
+    text = str(raw).strip().lower() if not isinstance(raw, bool) else str(raw).lower()
+    if text not in _LOG_WORDS:
+        raise ConfigError(
+            name, f"{raw!r} is not a log level", f"Use one of {', '.join(LOG_LEVELS)}."
+        )
+    return _LOG_WORDS[text]
+
+
+def _parse_names(name: str, raw: object) -> tuple[str, ...]:
+    """Feature names: a comma-separated string (the environment) or a list (pyproject)."""
+    if isinstance(raw, str):
+        items: list[object] = list(raw.split(","))
+    elif isinstance(raw, list | tuple | set | frozenset):
+        items = list(raw)
+    else:
+        raise ConfigError(
+            name, f"{raw!r} is not a list of feature names", 'Give "name1,name2" or a list.'
+        )
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(name, f"{item!r} is not a feature name", "Give names as strings.")
+        if item.strip():
+            names.append(item.strip())
+    return tuple(dict.fromkeys(names))
+
+
 _KNOWN: dict[str, tuple[str, Any]] = {
     "CATALOG": ("catalog_url", _parse_str),
     "STORE": ("store_url", _parse_str),
@@ -130,6 +173,9 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "CHECK_INPUT_MUTATION": ("check_input_mutation", _parse_bool),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
+    "LOG": ("log", _parse_log),
+    "DISABLE": ("disable", _parse_bool),
+    "REFRESH": ("refresh", _parse_names),
 }
 # Variables that belong to featurecache's tests or tooling, not to Settings.
 _IGNORED_ENV = {"FEATURECACHE_TEST_PG_URL", "FEATURECACHE_REQUIRE_SERVICES"}

@@ -15,8 +15,10 @@ which is well inside any GC grace period.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -31,27 +33,120 @@ log = logging.getLogger("featurecache")
 CallKind = Literal["hit", "miss"]
 
 
+@dataclass(frozen=True)
+class FeatureTotals:
+    """One feature's calls in this process."""
+
+    hits: int = 0
+    misses: int = 0
+    seconds_avoided: float = 0.0  # the recorded compute time of every hit's result
+    compute_seconds: float = 0.0  # time spent in the body on misses
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "seconds_avoided": self.seconds_avoided,
+            "compute_seconds": self.compute_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """What ``featurecache.session_stats()`` returns: this process's calls so far, in total
+    and per feature (a copy: later calls do not change it)."""
+
+    hits: int
+    misses: int
+    seconds_avoided: float
+    compute_seconds: float
+    features: Mapping[str, FeatureTotals]
+
+    @property
+    def calls(self) -> int:
+        return self.hits + self.misses
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "seconds_avoided": self.seconds_avoided,
+            "compute_seconds": self.compute_seconds,
+            "features": {name: totals.to_json() for name, totals in self.features.items()},
+        }
+
+
 @dataclass
 class SessionStats:
     """What this process's calls did (the catalog keeps the durable history). Bounded: counts
-    per feature, not a list of calls."""
+    per feature, not a list of calls. ``parent`` (the process-wide totals, ``PROCESS``)
+    receives every count too, so one cache's numbers and the whole process's both exist."""
 
     hits: int = 0
     misses: int = 0
     seconds_avoided: float = 0.0
     compute_seconds: float = 0.0
     by_feature: Counter[tuple[str, CallKind]] = field(default_factory=Counter)
+    parent: SessionStats | None = field(default=None, repr=False)
+    _seconds: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: CallKind, compute_seconds: float, feature: str) -> None:
         with self._lock:
             self.by_feature[feature, kind] += 1
+            avoided, computed = self._seconds.get(feature, (0.0, 0.0))
             if kind == "hit":
                 self.hits += 1
                 self.seconds_avoided += compute_seconds
+                self._seconds[feature] = (avoided + compute_seconds, computed)
             else:
                 self.misses += 1
                 self.compute_seconds += compute_seconds
+                self._seconds[feature] = (avoided, computed + compute_seconds)
+        if self.parent is not None:
+            self.parent.add(kind, compute_seconds, feature)
+
+    def snapshot(self) -> SessionSnapshot:
+        with self._lock:
+            names = sorted({name for name, _kind in self.by_feature})
+            features = {
+                name: FeatureTotals(
+                    hits=self.by_feature[name, "hit"],
+                    misses=self.by_feature[name, "miss"],
+                    seconds_avoided=self._seconds.get(name, (0.0, 0.0))[0],
+                    compute_seconds=self._seconds.get(name, (0.0, 0.0))[1],
+                )
+                for name in names
+            }
+            return SessionSnapshot(
+                self.hits, self.misses, self.seconds_avoided, self.compute_seconds, features
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = self.misses = 0
+            self.seconds_avoided = self.compute_seconds = 0.0
+            self.by_feature.clear()
+            self._seconds.clear()
+
+
+# Every call of every cache in this process (``featurecache.session_stats()``). A forked child
+# starts from zero: its parent's calls are the parent's.
+PROCESS = SessionStats()
+
+
+def _reset_in_child() -> None:
+    PROCESS._lock = threading.Lock()  # a lock held at fork time would stay held in the child
+    PROCESS.reset()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def session_stats() -> SessionSnapshot:
+    """This process's feature calls so far: hits, misses, the compute seconds the hits
+    avoided and the seconds the misses spent computing, in total and per feature."""
+    return PROCESS.snapshot()
 
 
 class UsageRecorder:

@@ -24,6 +24,7 @@ TOP_LEVEL = {
     "frames",
     "hashing",
     "hooks",
+    "logs",
     "keys",
     "parquet",
     "publish",

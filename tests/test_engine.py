@@ -3,6 +3,7 @@ degrade to computing (never to a wrong value or an error) when a backend fails."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,32 @@ def test_a_lease_whose_acquire_errs_after_committing_is_given_back(tmp_path: Pat
         assert catalog.get_lease(key_id) is None
     finally:
         fc.close()
+
+
+def test_a_miss_counts_once_its_body_ran_even_when_its_result_is_not_stored(
+    tmp_path: Path,
+) -> None:
+    """A computed call is a miss in the session stats even when its publish is refused (here
+    its lease is taken over while it computes, so it must not publish): the stats said 0."""
+    from sqlalchemy import text
+
+    cache = FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        store=tmp_path / "artifacts",
+        lease_seconds=30.0,
+        heartbeat_seconds=0.1,
+    )
+
+    @cache.cached_feature
+    def feature(n: int) -> pl.DataFrame:
+        with cache.engine.catalog.engine.begin() as conn:
+            assert conn.execute(text("UPDATE leases SET owner = 'thief'")).rowcount == 1
+        time.sleep(0.6)  # several heartbeats: the owner notices it lost the lease
+        return pl.DataFrame({"x": list(range(n))})
+
+    try:
+        assert feature(3).height == 3
+        assert cache.engine.catalog.list_artifacts() == []  # not stored
+        assert (cache.engine.session.misses, cache.engine.session.hits) == (1, 0)
+    finally:
+        cache.close()

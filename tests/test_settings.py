@@ -144,3 +144,45 @@ def test_python_overrides_take_the_same_spellings_as_the_environment(tmp_path: P
         assert settings.background_publish is False
     finally:
         cache.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [("info", "info"), ("DEBUG", "debug"), ("off", "off"), ("1", "info"), ("0", "off")],
+)
+def test_log_levels(tmp_path: Path, raw: str, level: str) -> None:
+    settings = load_settings(environ={"FEATURECACHE_LOG": raw}, cwd=_project(tmp_path))
+    assert settings.log == level
+    assert load_settings(environ={}, cwd=tmp_path).log == "off"
+
+
+def test_control_settings_from_the_environment_and_pyproject(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'refresh = ["sessionize", "user_features"]\ndisable = true\n')
+    from_pyproject = load_settings(environ={}, cwd=root)
+    assert from_pyproject.refresh == ("sessionize", "user_features")
+    assert from_pyproject.disable is True
+    env = {"FEATURECACHE_REFRESH": " a, b ,,a ", "FEATURECACHE_DISABLE": "0"}
+    from_env = load_settings(environ=env, cwd=root)
+    assert from_env.refresh == ("a", "b") and from_env.disable is False
+    assert load_settings(environ={}, cwd=root, refresh="x").refresh == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("FEATURECACHE_LOG", "verbose", "not a log level"),
+        ("FEATURECACHE_DISABLE", "please", "not a boolean"),
+    ],
+)
+def test_bad_control_values_name_the_variable(
+    tmp_path: Path, name: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={name: value}, cwd=_project(tmp_path))
+    assert name in str(info.value) and fragment in str(info.value)
+    assert "off, info, debug" in str(info.value) or name != "FEATURECACHE_LOG"
+
+
+def test_refresh_in_pyproject_must_hold_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="refresh"):
+        load_settings(environ={}, cwd=_project(tmp_path, "refresh = [1, 2]\n"))

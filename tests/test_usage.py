@@ -146,3 +146,60 @@ def test_a_process_that_exits_normally_holds_no_lease(tmp_path: Path) -> None:
         "print(json.dumps({'lease': c.get_lease('0' * 32) is not None}))\n"
     )
     assert leases == {"lease": False}
+
+
+def test_session_stats_count_per_feature_and_into_the_process_totals() -> None:
+    from featurecache.usage import FeatureTotals, SessionStats
+
+    process = SessionStats()
+    cache = SessionStats(parent=process)
+    cache.add("miss", 2.0, "a")
+    cache.add("hit", 2.0, "a")
+    cache.add("hit", 0.5, "b")
+    snapshot = cache.snapshot()
+    assert (snapshot.hits, snapshot.misses, snapshot.calls) == (2, 1, 3)
+    assert (snapshot.seconds_avoided, snapshot.compute_seconds) == (2.5, 2.0)
+    assert snapshot.features == {
+        "a": FeatureTotals(hits=1, misses=1, seconds_avoided=2.0, compute_seconds=2.0),
+        "b": FeatureTotals(hits=1, misses=0, seconds_avoided=0.5, compute_seconds=0.0),
+    }
+    assert process.snapshot() == snapshot
+    cache.add("miss", 1.0, "c")
+    assert "c" not in snapshot.features  # a snapshot is a copy
+    assert snapshot.to_json()["features"]["a"] == {  # type: ignore[index]
+        "hits": 1,
+        "misses": 1,
+        "seconds_avoided": 2.0,
+        "compute_seconds": 2.0,
+    }
+
+
+def test_session_stats_is_public_and_counts_every_cache(tmp_path: Path) -> None:
+    import polars as pl
+
+    import featurecache
+
+    before = featurecache.session_stats()
+    caches = [
+        featurecache.FeatureCache(
+            catalog=f"sqlite:///{tmp_path / name / 'catalog.db'}",
+            store=tmp_path / name / "artifacts",
+            state_dir=tmp_path / name / "state",
+        )
+        for name in ("one", "two")
+    ]
+    for cache in caches:
+
+        @cache.cached_feature(name="stats_numbers")
+        def numbers(n: int) -> pl.DataFrame:
+            return pl.DataFrame({"x": list(range(n))})
+
+        numbers(2)
+        numbers(2)
+        assert (cache.engine.session.hits, cache.engine.session.misses) == (1, 1)  # its own
+        cache.close()
+    after = featurecache.session_stats()
+    assert (after.hits - before.hits, after.misses - before.misses) == (2, 2)
+    mine = after.features["stats_numbers"]
+    old = before.features.get("stats_numbers", featurecache.FeatureTotals())
+    assert (mine.hits - old.hits, mine.misses - old.misses) == (2, 2)

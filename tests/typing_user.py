@@ -64,3 +64,13 @@ def describe() -> str:
     report = featurecache.why(sessions)
     keys: list[str] = [row.name for row in report.components]
     return f"{feature.name} {user_features.name} {undecorated.__name__} {report.feature} {keys}"
+
+
+def control(clicks: pl.DataFrame) -> int:
+    # The control methods take the function's own arguments and return its type.
+    cached: bool = sessions.is_cached(clicks, gap_minutes=45)
+    fresh: pl.DataFrame = sessions.recompute(clicks)
+    dropped: int = sessions.clear()
+    stats = featurecache.session_stats()
+    saved: float = stats.seconds_avoided + stats.features["sessions"].seconds_avoided
+    return int(cached) + fresh.height + dropped + stats.hits + int(saved)

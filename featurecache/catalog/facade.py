@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
@@ -43,6 +43,9 @@ from featurecache.catalog.records import (
     LeaseRecord,
     LineageEdge,
 )
+
+if TYPE_CHECKING:
+    from featurecache.catalog.by_feature import ClearedFeature
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +195,28 @@ class Catalog:
             self.engine,
             lambda conn: replace_entry(conn, entry, artifact, lineage, code, parts),
             what=f"replacing the entry of {entry.feature}",
+        )
+
+    def newest_entries(self, feature: str, limit: int) -> list[EntryRecord]:
+        """``feature``'s most recently created keys, newest first (at most ``limit``)."""
+        from featurecache.catalog.by_feature import newest_entries
+
+        return run_read(
+            self.engine,
+            lambda conn: newest_entries(conn, feature, limit),
+            what="newest_entries",
+        )
+
+    def clear_feature(self, feature: str, *, dry_run: bool = False) -> ClearedFeature:
+        """Drop every cache entry of ``feature`` (its artifacts are left to GC); with
+        ``dry_run`` only count what would go."""
+        from featurecache.catalog.by_feature import drop_feature
+
+        run = run_read if dry_run else run_write
+        return run(
+            self.engine,
+            lambda conn: drop_feature(conn, feature, dry_run=dry_run),
+            what=f"clearing {feature}",
         )
 
     def forget_artifact(self, artifact_id: str) -> None:

@@ -12,6 +12,9 @@ import sys
 import typer
 
 from featurecache.cli.commands import (
+    clear as commands_clear,
+)
+from featurecache.cli.commands import (
     db as commands_db,
 )
 from featurecache.cli.commands import (
@@ -60,6 +63,7 @@ commands_pin.register(app)
 commands_db.register(app)
 commands_lineage.register(app)
 commands_export.register(app)
+commands_clear.register(app)
 
 EX_SOFTWARE = 70
 

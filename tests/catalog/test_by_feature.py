@@ -1,0 +1,52 @@
+"""A feature's entries as a whole, on every backend: its newest keys (bounded, newest first)
+and dropping them all (``catalog.by_feature``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+
+from featurecache.catalog import Catalog
+from featurecache.catalog.database import run_write
+from featurecache.catalog.models import CacheEntry
+from featurecache.store.local import LocalStore
+from tests.ops.seed import Cache
+
+
+def test_newest_entries_are_bounded_and_newest_first(catalog: Catalog, tmp_path: Path) -> None:
+    cache = Cache(tmp_path, catalog, LocalStore(tmp_path / "artifacts"))
+    keys = [cache.publish(f"k{i}", feature="f").entry.key_id for i in range(4)]
+    cache.publish("other", feature="g")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for age, key_id in enumerate(keys):  # k0 newest ... k3 oldest
+        run_write(
+            catalog.engine,
+            lambda conn, key_id=key_id, age=age: conn.execute(
+                update(CacheEntry)
+                .where(CacheEntry.key_id == key_id)
+                .values(created_at=start - timedelta(hours=age))
+            ),
+            what="test: age",
+        )
+    assert [e.key_id for e in catalog.newest_entries("f", 3)] == keys[:3]
+    assert catalog.newest_entries("nobody", 3) == []
+
+
+def test_clear_feature_counts_then_drops(catalog: Catalog, tmp_path: Path) -> None:
+    cache = Cache(tmp_path, catalog, LocalStore(tmp_path / "artifacts"))
+    cache.publish("k1", feature="f")
+    cache.publish("k2", feature="f", content="shared")
+    cache.publish("k3", feature="g", content="shared")
+    dry = catalog.clear_feature("f", dry_run=True)
+    assert (dry.entries, dry.artifacts, dry.unreferenced, dry.known) == (2, 2, 1, True)
+    assert len(catalog.newest_entries("f", 10)) == 2
+    done = catalog.clear_feature("f")
+    assert (done.entries, done.dry_run) == (2, False)
+    assert catalog.newest_entries("f", 10) == []
+    assert len(catalog.newest_entries("g", 10)) == 1
+    assert len(catalog.list_artifacts()) == 2  # artifacts are left to GC
+    again = catalog.clear_feature("f")
+    assert (again.entries, again.known) == (0, True)
+    assert catalog.clear_feature("typo").known is False
