@@ -243,3 +243,24 @@ def test_db_current_reports_a_missing_catalog_without_creating_it(
     report = json.loads(run("db", "current", "--json")[1])
     assert report["exists"] is True and report["up_to_date"] is True
     assert report["revision"] == report["head"]
+
+
+@pytest.mark.postgres
+def test_an_empty_postgresql_database_is_no_cache_and_stays_empty(
+    pg_catalog_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from featurecache.catalog.database import safe_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEATURECACHE_CATALOG", pg_catalog_url)
+    for argv in READ_ONLY:
+        code, _, err = run(*argv)
+        assert code == 2
+        assert f"no featurecache cache at {safe_url(pg_catalog_url)} " in err, argv
+    engine = create_engine(pg_catalog_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
