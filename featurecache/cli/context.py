@@ -9,6 +9,7 @@ there and reporting "0 artifacts" (only ``featurecache db upgrade`` creates a ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,14 @@ class CacheLocation:
         }
 
 
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+
+
+def mask_password(text: str) -> str:
+    """``http://user:secret@host`` -> ``http://user:***@host`` (an MLflow URI, say)."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
 def load() -> Settings:
     from featurecache.settings import load_settings
 
@@ -81,7 +90,7 @@ def location_of(settings: Settings) -> CacheLocation:
     )
     return CacheLocation(
         catalog=safe_url(settings.catalog_url),
-        store=settings.store_url,
+        store=mask_password(settings.store_url),
         cache_dir=str(settings.cache_dir) if in_dir else None,
         project_root=None if settings.project is None else str(settings.project),
         cwd=str(Path.cwd()),

@@ -264,3 +264,17 @@ def test_an_empty_postgresql_database_is_no_cache_and_stays_empty(
         assert inspect(engine).get_table_names() == []
     finally:
         engine.dispose()
+
+
+def test_info_masks_passwords(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ml:s3cr3t@mlflow.internal:5000")
+    monkeypatch.setenv("FEATURECACHE_CATALOG", "postgresql+psycopg://fc:s3cr3t@db/features")
+    code, out, _ = run("info")
+    _, as_json, _ = run("info", "--json")
+    assert code == 0 and "s3cr3t" not in out + as_json
+    report = json.loads(as_json)
+    assert report["settings"]["mlflow_tracking_uri"]["value"] == (
+        "http://ml:***@mlflow.internal:5000"
+    )
+    assert report["exists"] is None  # a server is not asked: info opens nothing

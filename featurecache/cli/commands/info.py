@@ -48,7 +48,7 @@ def info(as_json: JsonFlag = False) -> None:
     typer.echo(
         f"catalog   {safe_url(settings.catalog_url)} ({_short(settings.source('catalog_url'))})"
     )
-    typer.echo(f"store     {settings.store_url} ({_short(settings.source('store_url'))})")
+    typer.echo(f"store     {location.store} ({_short(settings.source('store_url'))})")
     typer.echo(f"state     {settings.state_dir} ({_short(settings.source('state_dir'))})")
     typer.echo(f"exists    {_exists_text(exists)}")
     print_table(
@@ -80,6 +80,7 @@ def _text(value: Any) -> str:
 def _rows(settings: Settings) -> list[tuple[str, Any, str]]:
     """(name in pyproject, value, source) for every setting."""
     from featurecache.catalog.database import safe_url
+    from featurecache.cli.context import mask_password
     from featurecache.settings import setting_keys
 
     keys = setting_keys()
@@ -92,6 +93,8 @@ def _rows(settings: Settings) -> list[tuple[str, Any, str]]:
             value = safe_url(value)
         elif value is not None and not isinstance(value, bool | int | float | str):
             value = str(value)
+        if isinstance(value, str):
+            value = mask_password(value)
         rows.append((keys.get(item.name, item.name), value, settings.source(item.name)))
     return rows
 
