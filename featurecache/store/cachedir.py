@@ -8,11 +8,14 @@ this (``featurecache.cli.context``).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 from featurecache.settings import Settings
+
+log = logging.getLogger(__name__)
 
 GITIGNORE_NAME = ".gitignore"
 GITIGNORE = "# Created by featurecache: a cache is never committed.\n*\n"
@@ -63,15 +66,21 @@ def _inside(path: Path, folder: Path) -> bool:
 def prepare_cache_dir(settings: Settings) -> Path | None:
     """Create the default cache folder with its markers when the settings keep anything in it.
     A marker is written only where missing (one a user edited is theirs). Returns the folder,
-    or None when the settings put nothing there."""
+    or None when the settings put nothing there or it could not be prepared: a folder that
+    cannot be written (a read-only mount) is the cache's business to report, not the
+    markers', and a ``read_only`` cache writes nothing."""
     folder = settings.cache_dir
-    if folder is None or not uses_cache_dir(settings):
+    if folder is None or settings.read_only or not uses_cache_dir(settings):
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in _MARKERS:
-        target = folder / name
-        if not target.exists():
-            _write_new(target, content)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in _MARKERS:
+            target = folder / name
+            if not target.exists():
+                _write_new(target, content)
+    except OSError as error:
+        log.debug("featurecache: could not prepare %s: %s", folder, error)
+        return None
     return folder
 
 

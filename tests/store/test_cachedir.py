@@ -3,6 +3,7 @@ for backup tools, and only a cache that is used creates it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,29 @@ def test_git_add_never_commits_the_cache(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert ".featurecache" not in status and "features.py" in status
+
+
+def test_a_folder_that_cannot_be_written_is_left_to_the_cache_to_report(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / ".featurecache").mkdir()
+    (root / ".featurecache").chmod(0o555)
+    try:
+        if os.access(root / ".featurecache", os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert prepare_cache_dir(load_settings(environ={}, cwd=root)) is None
+    finally:
+        (root / ".featurecache").chmod(0o755)
+
+
+def test_a_read_only_cache_writes_no_marker(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    settings = load_settings(environ={"FEATURECACHE_READ_ONLY": "1"}, cwd=root)
+    assert prepare_cache_dir(settings) is None
+    assert not (root / ".featurecache").exists()
+
+
+def test_a_cache_path_taken_by_a_file_is_not_the_markers_business(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / ".featurecache").write_text("not a folder")
+    assert prepare_cache_dir(load_settings(environ={}, cwd=root)) is None
+    assert (root / ".featurecache").read_text() == "not a folder"
