@@ -6,6 +6,7 @@ ends with its summary, and errors carry one prefix."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -255,3 +256,25 @@ def test_python_dash_m_featurecache_is_the_command() -> None:
 def test_every_command_is_registered_once() -> None:
     names = [c.name for c in typer.main.get_command(app).commands.values()]  # type: ignore[attr-defined]
     assert len(names) == len(set(names)) and "info" in names
+
+
+def test_a_pipe_gets_80_columns_without_being_told(cache_dir: Path) -> None:
+    """``featurecache ls | less`` in a fresh process, no ``COLUMNS``: rich's width for a pipe."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(
+        FEATURECACHE_CATALOG=f"sqlite:///{cache_dir / 'catalog.db'}",
+        FEATURECACHE_STORE=str(cache_dir / "artifacts"),
+        PYTHONPATH=str(REPO),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "featurecache", "ls"],
+        cwd=cache_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[1] == "4 artifacts" and len(lines) == 8
+    assert all(len(line) <= 80 for line in lines[1:]), proc.stdout
