@@ -43,11 +43,13 @@ NEEDS_A_CACHE = [*READ_ONLY, ("pin", "abc"), ("gc", "--older-than", "1d")]
 
 
 @pytest.fixture(autouse=True)
-def _default_location(monkeypatch: pytest.MonkeyPatch) -> None:
+def _default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("FEATURECACHE_") and name != "FEATURECACHE_TEST_PG_URL":
             monkeypatch.delenv(name)
     monkeypatch.setenv("COLUMNS", "80")
+    # A user cache of this test's own: whether it exists is part of what is tested.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def render(report: VerifyReport) -> None:
                 for problem, group in ((True, report.problems), (False, report.pending))
                 for f in group
             ],
-            shrink=("subject", "detail", "repair"),
+            shrink=("detail", "repair"),  # the subject (a short id, a file name) stays whole
         )
     counts = ", ".join(f"{n} {kind}" for kind, n in report.counts().items() if n)
     status = "clean" if report.clean else f"problems: {counts}"
