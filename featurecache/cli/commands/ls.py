@@ -70,7 +70,10 @@ def ls(
     if as_json:
         # An array, as always (scripts index it); each row names the catalog it is from, and
         # its ``uri`` the stored file.
-        print_json([{**row, "catalog": location.catalog} for row in inventory.to_json()])
+        rows = inventory.to_json()
+        for row in rows:  # fresh dicts: set in place, 100k rows are not copied
+            row["catalog"] = location.catalog
+        print_json(rows)
         return
     echo_header(location)
     shown = len(inventory.rows)
