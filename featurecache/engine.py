@@ -75,6 +75,7 @@ from featurecache.results.codec import CompositeStructureError
 from featurecache.settings import Settings, load_settings
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
+from featurecache.store.cachedir import prepare_cache_dir
 from featurecache.store.factory import check_for_cache, open_store
 from featurecache.usage import PROCESS, SessionStats, UsageRecorder
 
@@ -328,6 +329,8 @@ class CacheEngine:
             from featurecache.settings import with_overrides
 
             settings = with_overrides(settings, **extra)
+        # The default folder first, with its .gitignore, before anything is written into it.
+        prepare_cache_dir(settings)
         opened_catalog = (
             catalog
             if isinstance(catalog, Catalog)

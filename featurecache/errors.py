@@ -260,3 +260,16 @@ class DvcError(FeatureCacheError, RuntimeError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{where}: {problem}. {fix}")
+
+
+class NoCacheError(FeatureCacheError, LookupError):
+    """A command that only reads a cache found none where the configuration points: it says
+    where it looked and does not create one there."""
+
+    def __init__(self, location: str, project_root: str) -> None:
+        self.location = location
+        self.project_root = project_root
+        super().__init__(
+            f"no featurecache cache at {location} (project root: {project_root}); "
+            "run your features first or set FEATURECACHE_CATALOG"
+        )

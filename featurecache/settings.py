@@ -3,6 +3,15 @@
 
 The environment is injectable (``environ=``) so tests never mutate ``os.environ``; unknown
 ``FEATURECACHE_*`` names are warned about, since a typo there silently changes nothing.
+
+Where the cache is by default: ``.featurecache/`` in the project root, the nearest folder at or
+above the working directory holding ``pyproject.toml`` or ``.git`` (as ruff's ``.ruff_cache``
+and pytest's ``.pytest_cache``). Outside any project, one shared user-level cache
+(``~/.cache/featurecache`` on Linux, the platform's cache folder elsewhere): a folder-local cache
+there would land in whatever folder a notebook happens to start in, and a subfolder would
+silently start a new empty one. Keys are content-addressed, so unrelated work sharing that
+cache cannot get each other's results. Every resolved value remembers where it came from
+(``Settings.sources``), which ``featurecache info`` prints.
 """
 
 from __future__ import annotations
@@ -65,6 +74,16 @@ class Settings:
     # Features whose keys recompute once in this process (replacing their entries); "*": all.
     refresh: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Where the defaults live (``<project>/.featurecache`` or the user cache folder), the
+    # project found (None: outside any project), and the source of each field that was not
+    # left at its default: an environment variable, a pyproject entry, or "explicit".
+    cache_dir: Path | None = None
+    project: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source(self, attr: str) -> str:
+        """Where the value of field ``attr`` came from (``"default"`` when nobody set it)."""
+        return self.sources.get(attr, "default")
 
 
 # name in env / pyproject  ->  (Settings field, parser)
@@ -177,17 +196,47 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "DISABLE": ("disable", _parse_bool),
     "REFRESH": ("refresh", _parse_names),
 }
+
+
+def setting_keys() -> dict[str, str]:
+    """Settings field -> its name in ``[tool.featurecache]`` (``FEATURECACHE_`` + upper case
+    in the environment), for ``featurecache info``."""
+    return {attr: short.lower() for short, (attr, _) in _KNOWN.items()}
+
+
 # Variables that belong to featurecache's tests or tooling, not to Settings.
 _IGNORED_ENV = {"FEATURECACHE_TEST_PG_URL", "FEATURECACHE_REQUIRE_SERVICES"}
 
 
-def find_project_root(start: Path) -> Path:
+CACHE_DIR_NAME = ".featurecache"
+USER_CACHE_APP = "featurecache"
+
+
+def find_project(start: Path) -> Path | None:
     """The nearest folder at or above ``start`` holding ``pyproject.toml`` or ``.git``."""
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
             return folder
-    return start
+    return None
+
+
+def find_project_root(start: Path) -> Path:
+    """``find_project``, or ``start`` itself outside any project (relative paths resolve there)."""
+    return find_project(start) or start.resolve()
+
+
+def user_cache_dir() -> Path:
+    """The shared user-level cache used outside any project (``$XDG_CACHE_HOME/featurecache``,
+    else ``~/.cache/featurecache`` on Linux; ``~/Library/Caches/featurecache`` on macOS;
+    ``%LOCALAPPDATA%\\featurecache\\Cache`` on Windows)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path(USER_CACHE_APP, appauthor=False)
+
+
+def default_cache_dir(project: Path | None) -> Path:
+    return project / CACHE_DIR_NAME if project is not None else user_cache_dir()
 
 
 def _read_pyproject(root: Path) -> dict[str, Any]:
@@ -213,10 +262,13 @@ def load_settings(
 ) -> Settings:
     """Resolve settings: ``overrides`` > environment > ``[tool.featurecache]`` > defaults."""
     env = os.environ if environ is None else environ
-    root = find_project_root(cwd or Path.cwd())
+    start = (cwd or Path.cwd()).resolve()
+    project = find_project(start)
+    root = project or start
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
 
-    for key, raw in _read_pyproject(root).items():
+    for key, raw in (_read_pyproject(root) if project is not None else {}).items():
         name = key.upper().replace("-", "_")
         if name not in _KNOWN:
             warnings.warn(
@@ -227,6 +279,7 @@ def load_settings(
             continue
         attr, parser = _KNOWN[name]
         values[attr] = parser(f"[tool.featurecache] {key}", raw)
+        sources[attr] = f"{root / 'pyproject.toml'} [tool.featurecache] {key}"
 
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name in _IGNORED_ENV:
@@ -241,13 +294,17 @@ def load_settings(
             continue
         attr, parser = _KNOWN[short]
         values[attr] = parser(name, raw)
+        sources[attr] = name
 
     if env.get("MLFLOW_TRACKING_URI"):
         values["mlflow_tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+        sources["mlflow_tracking_uri"] = "MLFLOW_TRACKING_URI"
 
-    values.update(parse_overrides(overrides))
+    explicit = parse_overrides(overrides)
+    values.update(explicit)
+    sources.update(dict.fromkeys(explicit, "explicit"))
 
-    cache_dir = root / ".featurecache"
+    cache_dir = default_cache_dir(project)
     store_url = str(values.pop("store_url", cache_dir / "artifacts"))
     catalog_url = str(values.pop("catalog_url", f"sqlite:///{cache_dir / 'catalog.db'}"))
     state_dir = Path(values.pop("state_dir", cache_dir / "state"))
@@ -262,13 +319,18 @@ def load_settings(
         store_url=store_url,
         project_root=root,
         state_dir=state_dir,
+        cache_dir=cache_dir,
+        project=project,
+        sources=sources,
         **values,
     )
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
     """A copy of ``settings`` with some fields changed (parsed like every other source)."""
-    return replace(settings, **parse_overrides(changes))
+    parsed = parse_overrides(changes)
+    sources = {**settings.sources, **dict.fromkeys(parsed, "explicit")}
+    return replace(settings, sources=sources, **parsed)
 
 
 def _parse_path(name: str, raw: object) -> Path:

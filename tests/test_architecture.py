@@ -17,6 +17,7 @@ PACKAGE = Path(featurecache.__file__).resolve().parent
 # The top level is the hit path (and the public API); everything else lives in a subpackage.
 TOP_LEVEL = {
     "__init__",
+    "__main__",
     "background",
     "engine",
     "errors",

@@ -186,3 +186,50 @@ def test_bad_control_values_name_the_variable(
 def test_refresh_in_pyproject_must_hold_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="refresh"):
         load_settings(environ={}, cwd=_project(tmp_path, "refresh = [1, 2]\n"))
+
+
+def test_outside_any_project_the_default_is_the_shared_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pyproject.toml or .git at or above: a folder-local default would start a new empty
+    # cache in every folder a notebook happens to start in.
+    user = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user))
+    (tmp_path / "notebooks" / "deeper").mkdir(parents=True)
+    here = load_settings(environ={}, cwd=tmp_path / "notebooks")
+    below = load_settings(environ={}, cwd=tmp_path / "notebooks" / "deeper")
+    assert here.project is None and here.cache_dir == user / "featurecache"
+    assert here.catalog_url == f"sqlite:///{user / 'featurecache' / 'catalog.db'}"
+    assert here.store_url == str(user / "featurecache" / "artifacts")
+    assert here.state_dir == user / "featurecache" / "state"
+    assert (below.catalog_url, below.store_url) == (here.catalog_url, here.store_url)
+    # Relative paths still resolve where the command runs.
+    assert here.project_root == (tmp_path / "notebooks").resolve()
+
+
+def test_inside_a_project_the_default_is_its_featurecache_folder(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    settings = load_settings(environ={}, cwd=root / "sub")
+    assert settings.project == root.resolve()
+    assert settings.cache_dir == root.resolve() / ".featurecache"
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    assert load_settings(environ={}, cwd=tmp_path / "repo").project == (tmp_path / "repo").resolve()
+
+
+def test_every_value_remembers_where_it_came_from(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'compression = "zstd"\nlease_seconds = 30\n')
+    env = {"FEATURECACHE_STORE": "/from/env", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    settings = load_settings(environ=env, cwd=root, wait_timeout_seconds=5)
+    pyproject = f"{root.resolve() / 'pyproject.toml'} [tool.featurecache]"
+    assert settings.source("compression") == f"{pyproject} compression"
+    assert settings.source("lease_seconds") == f"{pyproject} lease_seconds"
+    assert settings.source("store_url") == "FEATURECACHE_STORE"
+    assert settings.source("mlflow_tracking_uri") == "MLFLOW_TRACKING_URI"
+    assert settings.source("wait_timeout_seconds") == "explicit"
+    assert settings.source("catalog_url") == "default"
+    # An environment variable wins over the pyproject entry, and says so.
+    louder = load_settings(environ={"FEATURECACHE_COMPRESSION": "snappy"}, cwd=root)
+    assert louder.source("compression") == "FEATURECACHE_COMPRESSION"
+    from featurecache.settings import with_overrides
+
+    assert with_overrides(settings, compression="none").source("compression") == "explicit"

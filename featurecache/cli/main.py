@@ -8,6 +8,7 @@ anything unexpected 70 (a bug: the line says so).
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -22,6 +23,9 @@ from featurecache.cli.commands import (
 )
 from featurecache.cli.commands import (
     gc as commands_gc,
+)
+from featurecache.cli.commands import (
+    info as commands_info,
 )
 from featurecache.cli.commands import (
     lineage as commands_lineage,
@@ -52,7 +56,44 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: flags without a `<bool>` metavar, and it fits 80 columns.
+    rich_markup_mode=None,
 )
+
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("featurecache")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        found = "unknown"
+    return f"featurecache {found} (Python {sys.version.split()[0]})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print featurecache's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Inspect, explain, verify and prune a featurecache cache. Every command names the cache
+    it uses on its first line; `featurecache info` shows how it was found."""
+
+
+commands_info.register(app)
 commands_ls.register(app)
 commands_show.register(app)
 commands_why.register(app)
@@ -68,10 +109,18 @@ commands_clear.register(app)
 EX_SOFTWARE = 70
 
 
+PREFIX = "featurecache: error: "
+
+
 def _error(message: object) -> None:
-    # One line, whatever the message holds.
+    # One line, whatever the message holds, and one prefix: a message that names the
+    # program itself ("featurecache gc: no policy given") loses that word.
     text = " ".join(str(message).split())
-    print(f"featurecache: error: {text}", file=sys.stderr)
+    for doubled in ("featurecache: error: ", "featurecache: ", "featurecache "):
+        if text.startswith(doubled):
+            text = text[len(doubled) :]
+            break
+    print(f"{PREFIX}{text}", file=sys.stderr)
 
 
 def _usage_error(exc: typer.TyperException) -> int:

@@ -13,7 +13,7 @@ Choices, made for safety in a command that deletes things:
 * A size needs a unit too: ``B``; decimal ``KB MB GB TB PB`` (or ``K M G T P``) = 1000^n;
   binary ``KiB MiB GiB TiB PiB`` (or ``Ki`` …) = 1024^n; case-insensitive (``b`` is bytes),
   decimals allowed (``1.5GB``) and rounded down to whole bytes.
-* Zero is refused unless the caller allows it (``--grace 0s`` in tests, say).
+* Zero is refused unless the caller allows it (``--grace 0``); zero alone needs no unit.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def parse_duration(text: str, option: str = "duration", *, allow_zero: bool = Fa
         raise bad(f"{text!r} is negative")
     if not text.isascii():
         raise bad(f"{text!r} is not a duration")
+    if allow_zero and re.fullmatch(r"0+(\.0+)?", source, re.ASCII):
+        return timedelta(0)  # zero is zero in every unit: `--grace 0`
     if re.fullmatch(r"\d+(\.\d+)?", source, re.ASCII):
         raise bad(f"{text!r} has no unit (seconds? days?)")
     total_us = Decimal(0)

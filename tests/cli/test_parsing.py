@@ -87,6 +87,16 @@ def test_zero_duration_only_when_allowed() -> None:
         parse_duration("0h", "--grace")
 
 
+def test_zero_needs_no_unit_where_zero_is_allowed() -> None:
+    # gc's hint says `--grace 0`: zero is zero in every unit.
+    assert parse_duration("0", "--grace", allow_zero=True) == timedelta(0)
+    assert duration_parser("--grace", allow_zero=True)("0.0") == timedelta(0)
+    with pytest.raises(ConfigError, match="has no unit"):
+        parse_duration("0", "--older-than")
+    with pytest.raises(ConfigError, match="has no unit"):
+        parse_duration("7", "--grace", allow_zero=True)
+
+
 @pytest.mark.parametrize(
     ("duration", "text"),
     [

@@ -30,14 +30,17 @@ def export(
 ) -> None:
     """Import an artifact into a DVC project as `dvc import-url` does (a frozen .dvc file
     recording its md5), and pin it so no GC policy deletes it."""
-    from featurecache.cli.context import cache_session
+    from featurecache.cli.context import cache_session, echo_header, load, location_of, with_cache
     from featurecache.integrations.dvc.export import export_to_dvc
 
-    with cache_session() as (catalog, store):
+    settings = load()
+    with cache_session(settings) as (catalog, store):
         result = export_to_dvc(catalog, store, ref, dvc)
+    location = location_of(settings)
     if as_json:
-        print_json(result.to_json())
+        print_json(with_cache(result.to_json(), location))
         return
+    echo_header(location)
     typer.echo(
         f"exported {result.artifact_id[:12]} ({result.feature or 'no feature'}, "
         f"{human_bytes(result.size_bytes)}) to {result.path}; pinned"

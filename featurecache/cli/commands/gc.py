@@ -9,14 +9,14 @@ import typer
 
 from featurecache.cli.output import (
     JsonFlag,
+    human_age,
     human_bytes,
-    human_time,
     plural,
     print_json,
     print_table,
     progress_bar,
 )
-from featurecache.cli.parsing import duration_parser, size_parser
+from featurecache.cli.parsing import duration_parser, format_duration, size_parser
 
 if TYPE_CHECKING:
     from featurecache.catalog.records import GcCandidate
@@ -83,7 +83,7 @@ def gc(
 ) -> None:
     """Delete artifacts by policy (the policies combine). Pinned artifacts, artifacts under an
     active lease and those created or used within the grace period are always kept."""
-    from featurecache.cli.context import cache_session
+    from featurecache.cli.context import cache_session, echo_header, load, location_of, with_cache
     from featurecache.ops.gc_plan import DEFAULT_GRACE, GcPolicy
     from featurecache.ops.gc_run import collect_garbage, require_policy
 
@@ -96,31 +96,31 @@ def gc(
         keep_used_by_runs=keep_used_by_runs,
     )
     require_policy(policy)  # before opening anything
-    with cache_session() as (catalog, store), progress_bar(as_json) as progress:
+    settings = load()
+    with cache_session(settings) as (catalog, store), progress_bar(as_json) as progress:
         result = collect_garbage(catalog, store, policy, dry_run=dry_run, progress=progress)
+    location = location_of(settings)
     if as_json:
-        print_json(result.to_json())
+        print_json(with_cache(result.to_json(), location))
     else:
+        echo_header(location)
         render(result)
     if result.failures:
         raise typer.Exit(1)
 
 
 def render(result: GcResult) -> None:
+    """The deleted table, then notes, then the summary: always the last line."""
     from featurecache.ops.inventory import short_id
 
     plan = result.plan
     verb = "would delete" if result.dry_run else "deleted"
-    if not result.deleted:
-        typer.echo(f"{verb} nothing")
-    else:
+    if result.deleted:
         _deleted_table(result, verb)
-    summary = ", ".join(f"{count} {label}" for label, count in plan.kept_by.items())
-    typer.echo(f"kept {plural(len(plan.keep), 'artifact')}" + (f" ({summary})" if summary else ""))
     if result.kept_on_recheck:
         typer.echo(
-            f"kept {plural(len(result.kept_on_recheck), 'more artifact')} that changed since the scan "
-            "(used, pinned or leased meanwhile)"
+            f"kept {plural(len(result.kept_on_recheck), 'more artifact')} that changed since "
+            "the scan (used, pinned or leased meanwhile)"
         )
     if result.swept:
         verb_swept = "would sweep" if result.dry_run else "swept"
@@ -137,8 +137,36 @@ def render(result: GcResult) -> None:
             f"skipped the catalog row of malformed artifact id {artifact_id!r} "
             "(remove it with: featurecache verify --repair)"
         )
-    if result.dry_run:
-        typer.echo("dry run: nothing was deleted")
+    if hint := grace_hint(result):
+        typer.echo(hint)
+    typer.echo(summary_line(result))
+
+
+def grace_hint(result: GcResult) -> str | None:
+    """When nothing goes and the grace period is what kept artifacts: say so, and how to
+    collect them anyway (right after a run, everything is within the grace period)."""
+    from featurecache.ops.gc_plan import WITHIN_GRACE
+
+    graced = result.plan.kept_by.get(WITHIN_GRACE, 0)
+    if result.deleted or not graced:
+        return None
+    grace = format_duration(result.plan.policy.grace)
+    return f"the grace period ({grace}) kept {plural(graced, 'artifact')}; add --grace 0 to collect them now"
+
+
+def summary_line(result: GcResult) -> str:
+    """``deleted 3 artifacts (1.2 MB); kept 5 (2 pinned, 3 within grace period)``, after
+    ``dry run: `` when nothing was deleted on purpose."""
+    plan = result.plan
+    verb = "would delete" if result.dry_run else "deleted"
+    gone = (
+        f"{verb} {plural(len(result.deleted), 'artifact')} ({human_bytes(result.bytes_freed)})"
+        if result.deleted
+        else f"{verb} nothing"
+    )
+    reasons = ", ".join(f"{count} {label}" for label, count in plan.kept_by.items())
+    kept = f"kept {len(plan.keep):,}" + (f" ({reasons})" if reasons else "")
+    return f"{'dry run: ' if result.dry_run else ''}{gone}; {kept}"
 
 
 def _deleted_table(result: GcResult, verb: str) -> None:
@@ -146,19 +174,20 @@ def _deleted_table(result: GcResult, verb: str) -> None:
 
     print_table(
         f"{verb} {plural(len(result.deleted), 'artifact')} ({human_bytes(result.bytes_freed)})",
-        ["feature", "artifact", "size", "created", "last used", "reason"],
+        ["feature", "artifact", "size", "created", "used", "reason"],
         [
             [
                 _owner(c),
                 short_id(c.artifact_id),
                 # A composite has no file: its bytes are its parts' (their own rows).
                 plural(len(c.parts), "part") if c.parts else human_bytes(c.size_bytes),
-                human_time(c.created_at),
-                human_time(c.last_used_at),
+                human_age(c.created_at),
+                human_age(c.last_used_at),
                 result.plan.delete_reasons[c.artifact_id],
             ]
             for c in result.deleted
         ],
+        shrink=("feature", "reason"),
     )
 
 

@@ -40,7 +40,7 @@ def lineage(
     """Show where an artifact came from and what was computed from it: every hop the catalog
     recorded, with the argument each input was passed as. A composite result is one node
     with its parts under it; a part given as REF shows its composite."""
-    from featurecache.cli.context import catalog_session
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of, with_cache
     from featurecache.ops import lineage as lineage_graph
     from featurecache.ops.artifact_refs import resolve_artifact_ref
 
@@ -54,18 +54,22 @@ def lineage(
     direction: lineage_graph.Direction = (
         "upstream" if upstream else "downstream" if downstream else "both"
     )
-    with catalog_session() as catalog:
+    settings = load()
+    with catalog_session(settings) as catalog:
         root = resolve_artifact_ref(catalog, ref)
         graph = lineage_graph.build(catalog, root, direction, depth, composites=catalog)
+    location = location_of(settings)
     if as_json or output_format == "json":
-        print_json(graph.to_json())
-    elif output_format == "dot":
-        typer.echo(lineage_graph.to_dot(graph), nl=False)
-    elif output_format == "mermaid":
-        typer.echo(lineage_graph.to_mermaid(graph), nl=False)
+        print_json(with_cache(graph.to_json(), location))
+    elif output_format in ("dot", "mermaid"):
+        # Piped into `dot -Tsvg` or pasted into markdown: the header goes to stderr.
+        typer.echo(location.header, err=True)
+        render = lineage_graph.to_dot if output_format == "dot" else lineage_graph.to_mermaid
+        typer.echo(render(graph), nl=False)
     else:
         from rich.console import Console
 
+        echo_header(location)
         Console().print(lineage_graph.to_tree(graph))
 
 

@@ -9,8 +9,8 @@ import typer
 
 from featurecache.cli.output import (
     JsonFlag,
+    human_age,
     human_bytes,
-    human_time,
     plural,
     print_json,
     print_table,
@@ -52,34 +52,49 @@ def ls(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List artifacts: feature, short id, rows, size, created, last used, hits, pinned. A
-    composite result (a tuple, dict, Series...) is one line, its parts counted under rows."""
-    from featurecache.cli.context import catalog_session
+    """List artifacts, newest first: feature, short id, the arguments of the call that made it
+    (plain values and file names not at their defaults), rows, size, age, last use, hits,
+    pinned. A composite result (a tuple, dict, Series...) is one line, its parts counted
+    under rows."""
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of
+    from featurecache.ops.arg_summary import summaries
     from featurecache.ops.inventory import COMPOSITE, list_artifacts, short_id
 
     if limit is None:
         limit = 0 if as_json else TABLE_LIMIT
-    with catalog_session() as catalog:
+    settings = load()
+    location = location_of(settings)
+    with catalog_session(settings) as catalog:
         inventory = list_artifacts(catalog, feature, sort.value, limit=limit or None)
+        args = {} if as_json else summaries(catalog, (row.artifact_id for row in inventory.rows))
     if as_json:
-        print_json(inventory.to_json())
+        # An array, as always (scripts index it); each row names the catalog it is from, and
+        # its ``uri`` the stored file.
+        rows = inventory.to_json()
+        for row in rows:  # fresh dicts: set in place, 100k rows are not copied
+            row["catalog"] = location.catalog
+        print_json(rows)
         return
+    echo_header(location)
     shown = len(inventory.rows)
     more = inventory.total - shown
     # The structure column only when the page holds a composite: most caches have none.
     composites = any(row.kind == COMPOSITE for row in inventory.rows)
+    # With --feature, the title names it and the room goes to the arguments.
+    title = plural(inventory.total, "artifact") + (f" of {feature}" if feature else "")
+    columns = ["artifact", "args", "rows", "size", "created", "used", "hits", "pin"]
     print_table(
-        plural(inventory.total, "artifact"),
-        ["feature", "artifact", "rows", "size", "created", "last used", "hits", "pinned"]
-        + (["composite"] if composites else []),
+        title,
+        ([] if feature else ["feature"]) + columns + (["composite"] if composites else []),
         [
-            [
-                row.feature,
+            ([] if feature else [row.feature])
+            + [
                 short_id(row.artifact_id),
+                args.get(row.artifact_id) or "",
                 plural(row.columns, "part") if row.kind == COMPOSITE else f"{row.rows:,}",
                 human_bytes(row.size_bytes),
-                human_time(row.created_at),
-                human_time(row.last_used_at),
+                human_age(row.created_at),
+                human_age(row.last_used_at),
                 row.hits,
                 "yes" if row.pinned else "",
             ]
@@ -87,6 +102,7 @@ def ls(
             for row in inventory.rows
         ],
         caption=f"the first {shown:,}; {more:,} more with --limit 0" if more > 0 else None,
+        shrink=("feature", "args", "composite"),
     )
 
 

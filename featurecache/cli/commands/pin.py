@@ -15,14 +15,17 @@ RefArgument = Annotated[
 
 
 def _set(ref: str, pinned: bool, as_json: bool) -> None:
-    from featurecache.cli.context import catalog_session
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of, with_cache
     from featurecache.ops.inventory import set_pinned, short_id
 
-    with catalog_session() as catalog:
+    settings = load()
+    with catalog_session(settings) as catalog:
         row = set_pinned(catalog, ref, pinned)
+    location = location_of(settings)
     if as_json:
-        print_json(row.to_json())
+        print_json(with_cache(row.to_json(), location))
         return
+    echo_header(location)
     state = "pinned" if pinned else "unpinned"
     typer.echo(f"{state} {short_id(row.artifact_id)} ({row.feature or 'no feature'})")
 

@@ -19,6 +19,10 @@ from featurecache.cli.output import (
 if TYPE_CHECKING:
     from featurecache.ops.inventory import ArtifactDetail
 
+# A wide artifact (hundreds of columns) would print a screenful of schema: the first ones
+# tell what it is, --full or --json the rest.
+SCHEMA_LIMIT = 40
+
 
 def show(
     ref: Annotated[
@@ -27,23 +31,32 @@ def show(
             metavar="REF", help="An artifact id or a unique prefix of one (see featurecache ls)."
         ),
     ],
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help=f"Every column of the schema (default: the first {SCHEMA_LIMIT})."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Show one artifact: schema, size, the keys that point at it with their components,
     code version, inputs, downstream artifacts and the training runs that used it. For a
     composite result, its structure and each part; for a part, the composites it belongs to."""
-    from featurecache.cli.context import catalog_session
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of, with_cache
     from featurecache.ops.inventory import show_artifact
 
-    with catalog_session() as catalog:
+    settings = load()
+    with catalog_session(settings) as catalog:
         detail = show_artifact(catalog, ref)
+    location = location_of(settings)
     if as_json:
-        print_json(detail.to_json())
+        print_json(with_cache(detail.to_json(), location))
         return
-    render(detail)
+    echo_header(location)
+    render(detail, full=full)
 
 
-def render(detail: ArtifactDetail) -> None:
+def render(detail: ArtifactDetail, *, full: bool = False) -> None:
     from featurecache.ops.inventory import short_id
 
     artifact = detail.artifact
@@ -66,11 +79,7 @@ def render(detail: ArtifactDetail) -> None:
     )
     typer.echo(f"uri       {artifact.uri}")
     if not artifact.is_composite:  # a composite's schemas are its parts'
-        print_table(
-            "schema",
-            ["column", "type", "nullable"],
-            [[c.get("name"), c.get("type"), c.get("nullable")] for c in artifact.schema],
-        )
+        _schema(artifact.schema, full)
     for key in detail.keys:
         entry = key.entry
         print_table(
@@ -78,6 +87,7 @@ def render(detail: ArtifactDetail) -> None:
             f"created {human_time(entry.created_at)})",
             ["kind", "name", "value", "detail"],
             [[row.kind, row.name, row.value, row.detail] for row in key.components],
+            shrink=("name", "value", "detail"),
         )
     for code in detail.code_versions:
         lines = [line.strip() for line in code.source.splitlines() if line.strip()]
@@ -96,6 +106,7 @@ def render(detail: ArtifactDetail) -> None:
             ]
             for edge in detail.inputs
         ],
+        shrink=("argument", "fingerprint", "from"),
     )
     downstream = ", ".join(short_id(a) for a in detail.downstream) or "-"
     typer.echo(f"downstream artifacts: {downstream}")
@@ -104,9 +115,22 @@ def render(detail: ArtifactDetail) -> None:
             "runs that used it",
             ["run", "context", "tracking uri", "at"],
             [[r.run_id, r.context, r.tracking_uri, human_time(r.at)] for r in detail.runs],
+            shrink=("run", "tracking uri"),
         )
     else:
         typer.echo("runs that used it: -")
+
+
+def _schema(schema: list[dict[str, object]], full: bool) -> None:
+    shown = schema if full else schema[:SCHEMA_LIMIT]
+    hidden = len(schema) - len(shown)
+    print_table(
+        f"schema ({plural(len(schema), 'column')})",
+        ["column", "type", "nullable"],
+        [[c.get("name"), c.get("type"), c.get("nullable")] for c in shown],
+        caption=f"{hidden:,} more columns with --full (or --json)" if hidden else None,
+        shrink=("column", "type"),
+    )
 
 
 def _composite_content(detail: ArtifactDetail) -> None:

@@ -10,14 +10,17 @@ from featurecache.cli.output import JsonFlag, human_bytes, human_seconds, print_
 def stats(as_json: JsonFlag = False) -> None:
     """Per feature and in total: hits, misses, bytes stored, compute seconds stored, and
     preprocessing seconds avoided (the stored compute time of every hit)."""
-    from featurecache.cli.context import catalog_session
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of, with_cache
     from featurecache.ops.stats import FeatureStats, cache_stats
 
-    with catalog_session() as catalog:
+    settings = load()
+    with catalog_session(settings) as catalog:
         report = cache_stats(catalog)
+    location = location_of(settings)
     if as_json:
-        print_json(report.to_json())
+        print_json(with_cache(report.to_json(), location))
         return
+    echo_header(location)
 
     def line(name: str, s: FeatureStats) -> list[object]:
         rate = "-" if s.hit_rate is None else f"{s.hit_rate:.0%}"
@@ -35,21 +38,13 @@ def stats(as_json: JsonFlag = False) -> None:
     total = report.total
     print_table(
         "cache statistics",
-        [
-            "feature",
-            "hits",
-            "misses",
-            "hit rate",
-            "artifacts",
-            "stored",
-            "compute stored",
-            "time saved",
-        ],
+        ["feature", "hits", "misses", "hit %", "artifacts", "bytes", "compute", "saved"],
         [*(line(s.feature or "", s) for s in report.features), line("total", total)],
+        shrink=("feature",),
     )
     typer.echo(
-        f"The cache avoided {human_seconds(total.seconds_avoided)} of preprocessing over "
-        f"{total.hits} hits; misses spent {human_seconds(total.compute_seconds_spent)} computing."
+        f"saved {human_seconds(total.seconds_avoided)} of preprocessing over {total.hits:,} "
+        f"hits; misses spent {human_seconds(total.compute_seconds_spent)} computing"
     )
 
 

@@ -45,11 +45,12 @@ def verify(
 ) -> None:
     """Check that catalog and store agree and every artifact's bytes are intact. Exit code 0
     when clean, 1 when problems were found (even if --repair fixed them)."""
-    from featurecache.cli.context import cache_session
+    from featurecache.cli.context import cache_session, echo_header, load, location_of, with_cache
     from featurecache.ops.gc_plan import DEFAULT_GRACE
     from featurecache.ops.verify import verify_cache
 
-    with cache_session() as (catalog, store), progress_bar(as_json) as progress:
+    settings = load()
+    with cache_session(settings) as (catalog, store), progress_bar(as_json) as progress:
         report = verify_cache(
             catalog,
             store,
@@ -57,9 +58,11 @@ def verify(
             grace=DEFAULT_GRACE if grace is None else grace,
             progress=progress,
         )
+    location = location_of(settings)
     if as_json:
-        print_json(report.to_json())
+        print_json(with_cache(report.to_json(), location))
     else:
+        echo_header(location)
         render(report)
     raise typer.Exit(0 if report.clean else 1)
 
@@ -80,6 +83,7 @@ def render(report: VerifyReport) -> None:
                 for problem, group in ((True, report.problems), (False, report.pending))
                 for f in group
             ],
+            shrink=("detail", "repair"),  # the subject (a short id, a file name) stays whole
         )
     counts = ", ".join(f"{n} {kind}" for kind, n in report.counts().items() if n)
     status = "clean" if report.clean else f"problems: {counts}"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from featurecache.cli.output import JsonOption, print_json, print_table
+from featurecache.cli.output import JsonFlag, print_json, print_table
 
 if TYPE_CHECKING:
     from featurecache.ops.why import WhyReport
@@ -47,21 +47,21 @@ def why(
             ),
         ),
     ] = None,
-    as_json: bool = JsonOption,
+    as_json: JsonFlag = False,
 ) -> None:
     """List every component of FEATURE's latest key (or of the call given by --args) and say
     what changed since the nearest earlier key: the one sharing the most inputs."""
-    from featurecache.cli.context import open_catalog
+    from featurecache.cli.context import catalog_session, echo_header, load, location_of, with_cache
     from featurecache.ops.why import why_in_catalog
 
-    catalog = open_catalog()
-    try:
+    settings = load()
+    with catalog_session(settings) as catalog:
         report = why_in_catalog(catalog, feature, call_args)
-    finally:
-        catalog.close()
+    location = location_of(settings)
     if as_json:
-        print_json(report.to_json())
+        print_json(with_cache(report.to_json(), location))
         return
+    echo_header(location)
     _print_report(report)
 
 
@@ -87,6 +87,7 @@ def _print_report(report: WhyReport) -> None:
         "key components",
         ["kind", "name", "value", "detail"],
         [[row.kind, row.name, row.value, row.detail] for row in report.components],
+        shrink=("name", "value", "detail"),
     )
 
 
