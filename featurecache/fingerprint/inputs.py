@@ -334,8 +334,7 @@ def _needs_parts(value: object, paths: bool, top: bool = True) -> bool:
         return True
     if isinstance(value, dict):
         return any(
-            _needs_parts(k, paths, False) or _needs_parts(v, paths, False)
-            for k, v in value.items()
+            _needs_parts(k, paths, False) or _needs_parts(v, paths, False) for k, v in value.items()
         )
     if isinstance(value, CONTAINERS):
         return any(_needs_parts(item, paths, False) for item in value)
