@@ -26,6 +26,7 @@ TOP_LEVEL = {
     "hooks",
     "keys",
     "parquet",
+    "parquet_memo",
     "publish",
     "settings",
     "singleflight",
