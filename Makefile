@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 LINT_PATHS := featurecache tests examples benchmarks
 
-.PHONY: demo test check lint typecheck bench bench-quick clean
+.PHONY: demo test check lint typecheck bench bench-quick bench-small clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run.py --quick
+
+# Only the small-data scenarios (tiny frames; a minute or two).
+bench-small: $(STAMP)
+	$(BIN)/python benchmarks/run.py --small
 
 clean:
 	rm -rf $(VENV) .featurecache examples/churn/data benchmarks/work

@@ -32,6 +32,7 @@ import extras  # noqa: E402
 import machine  # noqa: E402
 import render  # noqa: E402
 import report  # noqa: E402
+import small  # noqa: E402
 from probe import RESULT_MARK  # noqa: E402
 from workload import WORK_DIR, input_path  # noqa: E402
 
@@ -51,9 +52,14 @@ class Scenario:
 
 
 def base_env() -> dict[str, str]:
-    """The caller's environment minus anything that would redirect or extend a cache."""
+    """The caller's environment minus anything that would redirect or extend a cache, or keep
+    Python from caching bytecode."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURECACHE_")}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # Bytecode is cached as for any installed package: with PYTHONDONTWRITEBYTECODE inherited,
+    # every fresh process compiled featurecache's source again (about 0.1 s), while the
+    # third-party libraries it is compared with load their installed .pyc files.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -302,8 +308,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only-calls", action="store_true", help="skip fingerprints, catalog and start-up"
     )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="only the small-data scenarios (tiny frames, per call, and fresh processes)",
+    )
+    parser.add_argument(
+        "--small-rounds", type=int, default=None, help="small-data rounds (default 7, 3 --quick)"
+    )
     args = parser.parse_args(argv)
-    args.mode = "quick" if args.quick else "full"
+    args.mode = "small" if args.small else "quick" if args.quick else "full"
+    args.small_rounds = args.small_rounds or (3 if args.quick else 7)
     args.rows = args.rows or (1_000_000 if args.quick else 10_000_000)
     if args.hamilton_repeat is None:
         args.hamilton_repeat = args.repeat if args.quick else 1
@@ -320,6 +335,8 @@ def main(argv: list[str]) -> int:
 
     info = machine.describe()
     load_start = machine.load_average()
+    if args.small:
+        return main_small(args, info, load_start, log)
     log(
         f"{args.mode} run: {args.rows:,} rows, {args.repeat} repeats (Hamilton {args.hamilton_repeat}); load {load_start}"
     )
@@ -354,6 +371,7 @@ def main(argv: list[str]) -> int:
         )
     if not args.only_calls:
         summary |= run_extras(args, timeout, log)
+        summary["small"] = run_small(args, log)
     if args.rows < 10_000_000:
         summary["notes"].append(
             f"lazy hit: its cache writes {max(args.rows // 10, 1):,}-row row groups (FEATURECACHE_ROW_GROUP_ROWS) so pruning shows at {args.rows:,} rows."
@@ -362,9 +380,54 @@ def main(argv: list[str]) -> int:
     summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary["duration_s"] = round(time.perf_counter() - started, 1)
     summary["targets"] = report.targets(summary)
+    if "summary" in summary.get("small", {}):
+        summary["targets"] += small.targets(summary["small"]["summary"])
     render.render_console(summary)
     write(summary)
     clear(WORK_DIR / f"caches-{args.rows}")  # gigabytes of artifacts and pickles
+    return 0
+
+
+def run_small(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    """The small-data scenarios (``small.py``); an ``error`` entry when one failed."""
+    processes = 5 if args.quick else 11
+    try:
+        return small.run(
+            PYTHON,
+            base_env(),
+            WORK_DIR / "small",
+            rounds=args.small_rounds,
+            processes=processes,
+            log=log,
+        )
+    except RuntimeError as exc:
+        log(f"small data: ERROR {exc}")
+        return {"error": str(exc)}
+
+
+def main_small(args: argparse.Namespace, info: dict[str, Any], load_start: Any, log: Any) -> int:
+    """``--small``: only the small-data scenarios, their table and targets."""
+    summary: dict[str, Any] = {
+        "mode": "small",
+        "machine": info,
+        "machine_line": machine.one_line(info),
+        "load_start": load_start,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "small": run_small(args, log),
+    }
+    summary["load_end"] = machine.load_average()
+    summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if "error" in summary["small"]:
+        return 1
+    summary["targets"] = small.targets(summary["small"]["summary"])
+    render.render_small_console(summary)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    text = json.dumps(summary, indent=2, sort_keys=True, default=str)
+    (RESULTS / f"{stamp}-small.json").write_text(text)
+    (RESULTS / "latest-small.json").write_text(text)
+    (RESULTS / "latest-small.md").write_text(render.render_small_markdown(summary))
+    print(f"results: {RESULTS}/latest-small.json and latest-small.md", file=sys.stderr)
     return 0
 
 

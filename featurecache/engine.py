@@ -6,17 +6,20 @@ hands out anything: the file's size and its whole-file xxh3 against what the cat
 column count against the catalog's rows and columns (``verify_footer``; the footer is all that
 is read). Then:
 
-* eager, local store: the verified file is read memory-mapped;
+* eager, local store: the verified file is read memory-mapped; a small one's decoded value is
+  kept in this process (``parquet_memo``) and later hits on the same, unchanged file get a
+  copy of it;
 * lazy (a ``LazyFrame`` result, or ``lazy=True``), local store: a scan of the verified file.
-  The file is hashed once per process while it stays the same file, unchanged (same path,
-  device, inode, size, mtime and ctime; ``_verified_local``); any later write to it changes
-  its ctime and makes the next lazy hit hash it again. What the scan reads later is the file
-  as it is then: artifacts are read-only and replaced only by a publish that proved its
-  content (``store.local``). The scan reads a hold, a hard link to the verified file in this
-  process's holds folder (``store.local.hold_file``), so a GC that deletes the artifact before
-  ``.collect()`` does not take the file from under it;
+  What the scan reads later is the file as it is then: artifacts are read-only and replaced
+  only by a publish that proved its content (``store.local``). The scan reads a hold, a hard
+  link to the verified file in this process's holds folder (``store.local.hold_file``), so a
+  GC that deletes the artifact before ``.collect()`` does not take the file from under it;
 * remote store (S3), eager or lazy: the object is downloaded once, the downloaded bytes are
   verified, then decoded, or scanned from memory (the scan never reads S3 again).
+
+A local file, eager or lazy, is hashed once per process while it stays the same file,
+unchanged (same path, device, inode, size, mtime and ctime; ``_verified_local``); any later
+write to it changes its ctime and makes the next hit hash it again.
 
 A bad or missing artifact is quarantined, forgotten and recomputed, never served.
 
@@ -232,6 +235,26 @@ def _verified_local(artifact: ArtifactRecord, path: Path) -> None:
         _verified[before] = expected
         if len(_verified) > _VERIFIED_LIMIT:
             del _verified[next(iter(_verified))]
+
+
+def _read_verified_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind) -> Any:
+    """An eager hit's value from a local file: verified like a lazy hit's (``_verified_local``:
+    hashed once per process while the file stays the same, unchanged file), then decoded, or
+    copied from this process's memo of small decoded artifacts (``parquet_memo``), which serves
+    only while a fresh ``stat`` shows the very file that was verified and decoded."""
+    from featurecache import parquet_memo
+    from featurecache.parquet import read_artifact_file
+
+    identity = _file_identity(path)
+    record = (artifact.file_hash, artifact.rows, artifact.columns)
+    value = parquet_memo.get(identity, record, kind)
+    if value is not None:
+        return value
+    _verified_local(artifact, path)
+    value = read_artifact_file(path, kind)
+    if _file_identity(path) != identity:
+        return value  # changed while read: verified then, but not remembered
+    return parquet_memo.put(identity, record, kind, value)
 
 
 def _held_and_verified(artifact: ArtifactRecord, path: Path) -> Path:
@@ -567,20 +590,19 @@ class CacheEngine:
     @staticmethod
     def _load_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind, *, scan: bool) -> Any:
         """A hit from the local store: verify the file by streaming it through the hash (page
-        cache, not this process's memory) and its footer against the catalog, then let polars
-        or pyarrow map it once (holding a second map of the file while it is decoded would
-        count the file twice in RSS), or hand out a scan of it (``scan``). A scan's file is
-        hashed once per process while it stays unchanged (``_verified_local``), and is a hold
-        of the artifact's file (``_held_and_verified``) that GC cannot delete under it."""
-        from featurecache.parquet import read_artifact_file, scan_artifact
+        cache, not this process's memory) and its footer against the catalog, once per process
+        while it stays unchanged (``_verified_local``), then let polars or pyarrow map it once
+        (holding a second map of the file while it is decoded would count the file twice in
+        RSS; small ones are memoised, ``_read_verified_local``), or hand out a scan of it
+        (``scan``): a hold of the artifact's file (``_held_and_verified``) that GC cannot
+        delete under it."""
+        from featurecache.parquet import scan_artifact
         from featurecache.store.base import ScanTarget
 
         try:
             if scan:
                 return scan_artifact(ScanTarget(str(_held_and_verified(artifact, path))))
-            verify_file(artifact, os.stat(path).st_size, lambda: hash_file_bytes(str(path)))
-            verify_footer(artifact, path)
-            return read_artifact_file(path, kind)
+            return _read_verified_local(artifact, path, kind)
         except FileNotFoundError:
             # Deleted since the catalog row was read (a concurrent GC): recompute.
             raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None

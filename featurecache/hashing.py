@@ -94,8 +94,53 @@ def canonical_encode(value: object, path: str = "") -> bytes:
     ``UnencodableValueError`` for anything else: never falls back to ``repr`` or pickle.
     """
     out = bytearray()
-    _encode(value, path, out)
+    try:
+        _encode_fast(value, out)
+    except UnencodableValueError:
+        # Encode again, tracking where we are, for an error that names the culprit's place.
+        out = bytearray()
+        _encode(value, path, out)
     return bytes(out)
+
+
+_pack_len = struct.Struct("<Q").pack
+
+
+def _encode_fast(value: Any, out: bytearray) -> None:
+    """``_encode`` without the path bookkeeping, by exact type (the common values of keys and
+    code identities); anything else goes through ``_encode``. Same bytes, a few times faster:
+    every hit's key is built from hundreds of these."""
+    cls = type(value)
+    if cls is str:
+        payload = value.encode("utf-8", "surrogatepass")
+        out += b"s"
+        out += _pack_len(len(payload))
+        out += payload
+    elif cls is list or cls is tuple:
+        out += b"L" if cls is list else b"U"
+        out += _pack_len(len(value))
+        for item in value:
+            _encode_fast(item, out)
+    elif cls is int:
+        payload = str(value).encode()
+        out += b"i"
+        out += _pack_len(len(payload))
+        out += payload
+    elif value is None:
+        out += b"N"
+    elif cls is bool:
+        out += b"T" if value else b"F"
+    elif cls is float:
+        payload = _encode_float(value)
+        out += b"f"
+        out += _pack_len(len(payload))
+        out += payload
+    elif cls is bytes:
+        out += b"b"
+        out += _pack_len(len(value))
+        out += value
+    else:
+        _encode(value, "", out)
 
 
 def _encode(value: object, path: str, out: bytearray) -> None:

@@ -28,6 +28,7 @@ TOP_LEVEL = {
     "logs",
     "keys",
     "parquet",
+    "parquet_memo",
     "publish",
     "settings",
     "singleflight",

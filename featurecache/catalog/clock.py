@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, literal
+from sqlalchemy import ColumnElement, Float, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -39,8 +39,13 @@ class utc_now_plus(FunctionElement[datetime]):
     inherit_cache = True
     name = "utc_now_plus"
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(literal(float(seconds), Float()))
+    def __init__(self, seconds: float | ColumnElement[float]) -> None:
+        # A bound parameter (``bindparam("seconds", type_=Float)``) lets a statement built once
+        # take its duration at execution.
+        if isinstance(seconds, ColumnElement):
+            super().__init__(seconds)
+        else:
+            super().__init__(literal(float(seconds), Float()))
 
 
 @compiles(utc_now, "sqlite")

@@ -10,6 +10,7 @@ Thread-safe: each call checks a connection out of the engine's pool (which keeps
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,15 @@ from typing import TYPE_CHECKING, Self
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from featurecache.catalog import aggregates, composites, leases, maintenance, queries, writes
+from featurecache.catalog import (
+    aggregates,
+    composites,
+    fastread,
+    leases,
+    maintenance,
+    queries,
+    writes,
+)
 from featurecache.catalog.aggregates import StoredTotals, UsageTotals
 from featurecache.catalog.clock import utc_now
 from featurecache.catalog.database import (
@@ -68,6 +77,8 @@ class Catalog:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
+        # SQLite: the hit path's lookup through the driver (``fastread``).
+        self._fast = fastread.fast_lookup_for(engine)
         # Opened read-only because nothing could be written next to it (``open``): callers
         # take no leases and record nothing.
         self.read_only = False
@@ -141,7 +152,7 @@ class Catalog:
         """The entry for ``key_id`` with its live artifact, or None (a miss). A row whose
         artifact id is malformed (not written by featurecache) is corrupt: it is dropped with
         its entries and the call misses, so the key recomputes."""
-        hit = run_read(self.engine, lambda conn: queries.lookup(conn, key_id), what="lookup")
+        hit = self._lookup(key_id)
         if hit is not None and not queries.is_artifact_id(hit.artifact.artifact_id):
             log.warning(
                 "catalog row of key %s names the malformed artifact id %r: dropped, recomputing",
@@ -161,6 +172,17 @@ class Catalog:
             self.forget_artifact(hit.artifact.artifact_id)
             return None
         return hit
+
+    def _lookup(self, key_id: str) -> Hit | None:
+        if self._fast is not None:
+            try:
+                found = self._fast.lookup(key_id)
+            except sqlite3.Error as error:
+                log.debug("fast lookup failed (%s); the ordinary path answers", error)
+            else:
+                if not isinstance(found, fastread.NotHandled):
+                    return found
+        return run_read(self.engine, lambda conn: queries.lookup(conn, key_id), what="lookup")
 
     def publish(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CursorResult, delete, select, type_coerce, update
+from sqlalchemy import Boolean, CursorResult, Float, bindparam, delete, select, type_coerce, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -54,16 +54,28 @@ def _rowcount(result: object) -> int:
     return result.rowcount
 
 
+# The two statements of every miss's lease, built once per dialect and executed with
+# parameters: a statement object executed again keeps its compiled-cache key (SQLAlchemy
+# derives it anew for every statement built per call).
+_INSERTS: dict[str, Any] = {}
+_RELEASE = delete(Lease).where(
+    Lease.key_id == bindparam("lease_key"), Lease.owner == bindparam("lease_owner")
+)
+
+
 def _insert_new(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
-    statement = insert_if_absent(conn, Lease, ["key_id"]).values(
-        key_id=key_id,
-        owner=owner,
-        acquired_at=utc_now(),
-        expires_at=utc_now_plus(seconds),
-        heartbeat_at=utc_now(),
-        epoch=1,
-    )
-    return _rowcount(conn.execute(statement)) == 1
+    statement = _INSERTS.get(conn.dialect.name)
+    if statement is None:
+        statement = _INSERTS[conn.dialect.name] = insert_if_absent(conn, Lease, ["key_id"]).values(
+            key_id=bindparam("lease_key"),
+            owner=bindparam("lease_owner"),
+            acquired_at=utc_now(),
+            expires_at=utc_now_plus(bindparam("lease_seconds", type_=Float())),
+            heartbeat_at=utc_now(),
+            epoch=1,
+        )
+    params = {"lease_key": key_id, "lease_owner": owner, "lease_seconds": float(seconds)}
+    return _rowcount(conn.execute(statement, params)) == 1
 
 
 def try_acquire(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
@@ -128,7 +140,7 @@ def renew(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
 
 def release(conn: Connection, key_id: str, owner: str) -> None:
     """Give the lease up (a no-op if ``owner`` no longer holds it)."""
-    conn.execute(delete(Lease).where(Lease.key_id == key_id, Lease.owner == owner))
+    conn.execute(_RELEASE, {"lease_key": key_id, "lease_owner": owner})
 
 
 def release_all(conn: Connection, owner_prefix: str) -> int:

@@ -1,8 +1,9 @@
-"""The catalog's tables as SQLAlchemy 2 declarative models (the full schema, version 0001).
+"""The catalog's tables as SQLAlchemy Core tables, one model class each (the full schema,
+version 0001): ``Artifact.artifact_id`` is a column, ``Artifact`` stands for its table.
 
 These models describe the schema for queries; they never create it. Alembic owns the schema
 (``migrations/versions/``), and ``tests/catalog/test_migrate.py`` checks that the two agree.
-ORM objects never leave ``featurecache.catalog``: callers get the records of ``records.py``.
+Rows never leave ``featurecache.catalog``: callers get the records of ``records.py``.
 
 Conventions: timestamps are timezone-aware UTC (``UTCDateTime``) and, where the catalog writes
 them, come from the database clock (``clock.py``) so that hosts with skewed clocks agree;
@@ -12,13 +13,14 @@ columns are non-null unless a null means something; digests are stored as text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -27,10 +29,11 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
 # Constraint names are spelled out so the migration scripts can name them identically.
@@ -79,13 +82,40 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
-        datetime: UTCDateTime(),
-        dict[str, Any]: JSONType,
-        list[dict[str, Any]]: JSONType,
-    }
+class _ModelType(type):
+    """A model class stands for its table wherever SQLAlchemy takes one (``select``,
+    ``insert``, ``update``, ``delete``, ``with_for_update(of=…)``)."""
+
+    def __clause_element__(cls) -> Table:
+        table: Table = cls.__dict__["__table__"]
+        return table
+
+
+def _column(*args: Any, nullable: bool = False, **kwargs: Any) -> Column[Any]:
+    """A column, non-null unless ``nullable`` (primary keys never are); named after the class
+    attribute that holds it."""
+    return Column(*args, nullable=nullable and not kwargs.get("primary_key", False), **kwargs)
+
+
+class Base(metaclass=_ModelType):
+    """The models' base: each subclass's ``Column`` attributes, in order, plus its
+    ``__table_args__`` become its ``__table__`` in ``Base.metadata``. (Annotated as
+    ``ColumnClause``: SQLAlchemy types a ``Column`` read from a class as ``Never``, to keep
+    its ``TypedColumns`` from being used as mapped classes.) SQLAlchemy Core only
+    (no ORM: its import alone cost a fresh process making one hit about 0.1 s)."""
+
+    metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[Table]
+    __table_args__: ClassVar[tuple[Any, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        columns = []
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, Column):
+                value.name = value.key = name
+                columns.append(value)
+        cls.__table__ = Table(cls.__tablename__, Base.metadata, *columns, *cls.__table_args__)
 
 
 class Feature(Base):
@@ -93,8 +123,8 @@ class Feature(Base):
 
     __tablename__ = "features"
 
-    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    created_at: Mapped[datetime]
+    name: ColumnClause[str] = _column(String(NAME), primary_key=True)
+    created_at: ColumnClause[datetime] = _column(UTCDateTime())
 
 
 class CodeVersion(Base):
@@ -102,11 +132,11 @@ class CodeVersion(Base):
 
     __tablename__ = "code_versions"
 
-    code_digest: Mapped[str] = mapped_column(String(DIGEST), primary_key=True)
-    feature: Mapped[str] = mapped_column(String(NAME), ForeignKey("features.name"))
-    source: Mapped[str] = mapped_column(Text)
-    components: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime]
+    code_digest: ColumnClause[str] = _column(String(DIGEST), primary_key=True)
+    feature: ColumnClause[str] = _column(String(NAME), ForeignKey("features.name"))
+    source: ColumnClause[str] = _column(Text)
+    components: ColumnClause[dict[str, Any]] = _column(JSONType)
+    created_at: ColumnClause[datetime] = _column(UTCDateTime())
 
 
 class Artifact(Base):
@@ -115,22 +145,22 @@ class Artifact(Base):
 
     __tablename__ = "artifacts"
 
-    artifact_id: Mapped[str] = mapped_column(String(DIGEST), primary_key=True)
-    uri: Mapped[str] = mapped_column(Text)
-    rows: Mapped[int] = mapped_column(BigInteger)
-    columns: Mapped[int] = mapped_column(Integer)
-    schema: Mapped[list[dict[str, Any]]]
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    file_hash: Mapped[str] = mapped_column(String(128))
-    compute_seconds: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime]
-    last_used_at: Mapped[datetime]
-    hits: Mapped[int] = mapped_column(BigInteger, default=0)
-    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[datetime | None]
+    artifact_id: ColumnClause[str] = _column(String(DIGEST), primary_key=True)
+    uri: ColumnClause[str] = _column(Text)
+    rows: ColumnClause[int] = _column(BigInteger)
+    columns: ColumnClause[int] = _column(Integer)
+    schema: ColumnClause[list[dict[str, Any]]] = _column(JSONType)
+    size_bytes: ColumnClause[int] = _column(BigInteger)
+    file_hash: ColumnClause[str] = _column(String(128))
+    compute_seconds: ColumnClause[float] = _column(Float)
+    created_at: ColumnClause[datetime] = _column(UTCDateTime())
+    last_used_at: ColumnClause[datetime] = _column(UTCDateTime())
+    hits: ColumnClause[int] = _column(BigInteger, default=0)
+    pinned: ColumnClause[bool] = _column(Boolean, default=False)
+    deleted_at: ColumnClause[datetime | None] = _column(UTCDateTime(), nullable=True)
     # A composite result (``results.codec``): the JSON of its shape and scalars, its parts in
     # ``artifact_parts``; no file of its own. NULL for a single Parquet file.
-    structure: Mapped[dict[str, Any] | None]
+    structure: ColumnClause[dict[str, Any] | None] = _column(JSONType, nullable=True)
 
     __table_args__ = (Index(None, "last_used_at"),)
 
@@ -141,11 +171,11 @@ class ArtifactPart(Base):
 
     __tablename__ = "artifact_parts"
 
-    composite_id: Mapped[str] = mapped_column(
+    composite_id: ColumnClause[str] = _column(
         String(DIGEST), ForeignKey("artifacts.artifact_id", ondelete="CASCADE"), primary_key=True
     )
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    part_id: Mapped[str] = mapped_column(String(DIGEST), index=True)
+    position: ColumnClause[int] = _column(Integer, primary_key=True)
+    part_id: ColumnClause[str] = _column(String(DIGEST), index=True)
 
 
 class CacheEntry(Base):
@@ -153,20 +183,20 @@ class CacheEntry(Base):
 
     __tablename__ = "cache_entries"
 
-    key_id: Mapped[str] = mapped_column(String(DIGEST), primary_key=True)
-    feature: Mapped[str] = mapped_column(String(NAME), ForeignKey("features.name"))
-    code_digest: Mapped[str] = mapped_column(
+    key_id: ColumnClause[str] = _column(String(DIGEST), primary_key=True)
+    feature: ColumnClause[str] = _column(String(NAME), ForeignKey("features.name"))
+    code_digest: ColumnClause[str] = _column(
         String(DIGEST), ForeignKey("code_versions.code_digest")
     )
     # Deleting an artifact row (GC's last step) takes its entries with it.
-    artifact_id: Mapped[str] = mapped_column(
+    artifact_id: ColumnClause[str] = _column(
         String(DIGEST), ForeignKey("artifacts.artifact_id", ondelete="CASCADE")
     )
-    return_kind: Mapped[str] = mapped_column(String(16))
-    components: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime]
-    last_used_at: Mapped[datetime]
-    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    return_kind: ColumnClause[str] = _column(String(16))
+    components: ColumnClause[dict[str, Any]] = _column(JSONType)
+    created_at: ColumnClause[datetime] = _column(UTCDateTime())
+    last_used_at: ColumnClause[datetime] = _column(UTCDateTime())
+    hits: ColumnClause[int] = _column(BigInteger, default=0)
 
     __table_args__ = (
         Index(None, "feature", "created_at"),
@@ -179,14 +209,14 @@ class ArtifactInput(Base):
 
     __tablename__ = "artifact_inputs"
 
-    artifact_id: Mapped[str] = mapped_column(
+    artifact_id: ColumnClause[str] = _column(
         String(DIGEST), ForeignKey("artifacts.artifact_id", ondelete="CASCADE"), primary_key=True
     )
-    argument: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(NAME))
+    argument: ColumnClause[str] = _column(String(NAME), primary_key=True)
+    fingerprint: ColumnClause[str] = _column(String(NAME))
     # No foreign key: an upstream artifact may be collected while its descendants live on.
-    upstream_artifact_id: Mapped[str | None] = mapped_column(String(DIGEST))
-    source_uri: Mapped[str | None] = mapped_column(Text)
+    upstream_artifact_id: ColumnClause[str | None] = _column(String(DIGEST), nullable=True)
+    source_uri: ColumnClause[str | None] = _column(Text, nullable=True)
 
     __table_args__ = (Index(None, "upstream_artifact_id"),)
 
@@ -196,15 +226,15 @@ class UsageEventRow(Base):
 
     __tablename__ = "usage_events"
 
-    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime]
-    feature: Mapped[str] = mapped_column(String(NAME))
-    key_id: Mapped[str] = mapped_column(String(DIGEST))
-    artifact_id: Mapped[str | None] = mapped_column(String(DIGEST))
-    kind: Mapped[str] = mapped_column(String(8))
-    duration_seconds: Mapped[float] = mapped_column(Float)
-    compute_seconds: Mapped[float] = mapped_column(Float)
-    run_id: Mapped[str | None] = mapped_column(String(NAME))
+    id: ColumnClause[int] = _column(EventId, primary_key=True, autoincrement=True)
+    at: ColumnClause[datetime] = _column(UTCDateTime())
+    feature: ColumnClause[str] = _column(String(NAME))
+    key_id: ColumnClause[str] = _column(String(DIGEST))
+    artifact_id: ColumnClause[str | None] = _column(String(DIGEST), nullable=True)
+    kind: ColumnClause[str] = _column(String(8))
+    duration_seconds: ColumnClause[float] = _column(Float)
+    compute_seconds: ColumnClause[float] = _column(Float)
+    run_id: ColumnClause[str | None] = _column(String(NAME), nullable=True)
 
     __table_args__ = (
         CheckConstraint("kind IN ('hit', 'miss')", name="kind"),
@@ -218,11 +248,11 @@ class RunUsageRow(Base):
 
     __tablename__ = "run_usages"
 
-    run_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    artifact_id: Mapped[str] = mapped_column(String(DIGEST), primary_key=True)
-    context: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    tracking_uri: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime]
+    run_id: ColumnClause[str] = _column(String(NAME), primary_key=True)
+    artifact_id: ColumnClause[str] = _column(String(DIGEST), primary_key=True)
+    context: ColumnClause[str] = _column(String(NAME), primary_key=True)
+    tracking_uri: ColumnClause[str] = _column(Text)
+    at: ColumnClause[datetime] = _column(UTCDateTime())
 
     __table_args__ = (Index(None, "artifact_id"),)
 
@@ -233,12 +263,12 @@ class Lease(Base):
 
     __tablename__ = "leases"
 
-    key_id: Mapped[str] = mapped_column(String(DIGEST), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(NAME))
-    acquired_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    heartbeat_at: Mapped[datetime]
-    epoch: Mapped[int] = mapped_column(Integer, default=1)
+    key_id: ColumnClause[str] = _column(String(DIGEST), primary_key=True)
+    owner: ColumnClause[str] = _column(String(NAME))
+    acquired_at: ColumnClause[datetime] = _column(UTCDateTime())
+    expires_at: ColumnClause[datetime] = _column(UTCDateTime())
+    heartbeat_at: ColumnClause[datetime] = _column(UTCDateTime())
+    epoch: ColumnClause[int] = _column(Integer, default=1)
 
     __table_args__ = (Index(None, "expires_at"),)
 
@@ -248,7 +278,7 @@ class FingerprintAlias(Base):
 
     __tablename__ = "fingerprint_aliases"
 
-    algo: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    canonical: Mapped[str] = mapped_column(String(NAME))
-    created_at: Mapped[datetime]
+    algo: ColumnClause[str] = _column(String(32), primary_key=True)
+    value: ColumnClause[str] = _column(String(NAME), primary_key=True)
+    canonical: ColumnClause[str] = _column(String(NAME))
+    created_at: ColumnClause[datetime] = _column(UTCDateTime())

@@ -16,7 +16,6 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import and_, bindparam, exists, func, select
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 
 from featurecache.catalog.models import (
@@ -302,11 +301,11 @@ _LISTING_COLUMNS = (
 def only_a_part() -> ColumnElement[bool]:
     """A part of a live composite that no cache entry points at: not a result of its own,
     so ``ls`` shows it only through its composite (one result, one line)."""
-    composite = aliased(Artifact)
+    composite = Artifact.__table__.alias()
     in_live_composite = (
         select(ArtifactPart.part_id)
-        .join(composite, composite.artifact_id == ArtifactPart.composite_id)
-        .where(composite.deleted_at.is_(None))
+        .join(composite, composite.c.artifact_id == ArtifactPart.composite_id)
+        .where(composite.c.deleted_at.is_(None))
     )
     has_entry = exists().where(CacheEntry.artifact_id == Artifact.artifact_id)
     return and_(Artifact.artifact_id.in_(in_live_composite), ~has_entry)

@@ -80,17 +80,15 @@ def publish(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
         )
     for name in sorted({entry.feature, code.feature}):
-        conn.execute(
-            insert_if_absent(conn, Feature, ["name"]).values(name=name, created_at=utc_now())
-        )
+        conn.execute(_statement(conn, "feature"), {"name": name})
     conn.execute(
-        insert_if_absent(conn, CodeVersion, ["code_digest"]).values(
-            code_digest=code.code_digest,
-            feature=code.feature,
-            source=storable(code.source),
-            components=storable(code.components),
-            created_at=utc_now(),
-        )
+        _statement(conn, "code"),
+        {
+            "code_digest": code.code_digest,
+            "feature": code.feature,
+            "source": storable(code.source),
+            "components": storable(code.components),
+        },
     )
     for part in parts:
         _publish_artifact(conn, part)
@@ -118,14 +116,7 @@ def publish(
             ],
         )
     # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
-    conn.execute(
-        delete(CacheEntry).where(
-            CacheEntry.key_id == entry.key_id,
-            exists().where(
-                Artifact.artifact_id == CacheEntry.artifact_id, Artifact.deleted_at.is_not(None)
-            ),
-        )
-    )
+    conn.execute(_statement(conn, "stale_entry"), {"key_id": entry.key_id})
     _insert_entry(conn, entry)
     winner = lookup(conn, entry.key_id)
     if winner is None:
@@ -141,17 +132,15 @@ def publish(
 
 def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
     conn.execute(
-        insert_if_absent(conn, CacheEntry, ["key_id"]).values(
-            key_id=entry.key_id,
-            feature=entry.feature,
-            code_digest=entry.code_digest,
-            artifact_id=entry.artifact_id,
-            return_kind=entry.return_kind,
-            components=storable(entry.components),
-            created_at=utc_now(),
-            last_used_at=utc_now(),
-            hits=0,
-        )
+        _statement(conn, "entry"),
+        {
+            "key_id": entry.key_id,
+            "feature": entry.feature,
+            "code_digest": entry.code_digest,
+            "artifact_id": entry.artifact_id,
+            "return_kind": entry.return_kind,
+            "components": storable(entry.components),
+        },
     )
 
 
@@ -159,38 +148,71 @@ def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
     """Insert the artifact row if absent; revive a tombstoned row with the new file's data,
     unless a sweep has claimed it (its file is being deleted): then ``ArtifactBeingSweptError``
     rolls the whole publish back."""
-    conn.execute(
-        insert_or_update_where(
+    values: dict[str, Any] = {
+        "artifact_id": artifact.artifact_id,
+        "uri": artifact.uri,
+        "rows": artifact.rows,
+        "columns": artifact.columns,
+        "schema": artifact.schema,
+        "size_bytes": artifact.size_bytes,
+        "file_hash": artifact.file_hash,
+        "compute_seconds": artifact.compute_seconds,
+        "pinned": artifact.pinned,
+    }
+    if artifact.structure is not None:  # absent, not None: JSON would store 'null'
+        values["structure"] = storable(artifact.structure)
+    conn.execute(_statement(conn, "artifact"), values)
+    claimed = conn.scalar(_statement(conn, "claimed"), {"artifact_id": artifact.artifact_id})
+    if claimed is not None:
+        raise ArtifactBeingSweptError(artifact.artifact_id)
+
+
+# The statements of a publish, built once per dialect: a statement object executed again
+# keeps its compiled-cache key, which SQLAlchemy otherwise derives anew for every statement
+# built per call (a third of a tiny publish's catalog time). Values come as parameters;
+# timestamps are the database clock's (``utc_now``).
+def _build(conn: Connection, name: str) -> Any:
+    if name == "feature":
+        return insert_if_absent(conn, Feature, ["name"]).values(created_at=utc_now())
+    if name == "code":
+        return insert_if_absent(conn, CodeVersion, ["code_digest"]).values(created_at=utc_now())
+    if name == "entry":
+        return insert_if_absent(conn, CacheEntry, ["key_id"]).values(
+            created_at=utc_now(), last_used_at=utc_now(), hits=0
+        )
+    if name == "stale_entry":
+        # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
+        return delete(CacheEntry).where(
+            CacheEntry.key_id == bindparam("key_id"),
+            exists().where(
+                Artifact.artifact_id == CacheEntry.artifact_id, Artifact.deleted_at.is_not(None)
+            ),
+        )
+    if name == "artifact":
+        return insert_or_update_where(
             conn,
             Artifact,
             ["artifact_id"],
             update=_REVIVED,
             where=and_(Artifact.deleted_at.is_not(None), Artifact.deleted_at != SWEEP_CLAIM),
             extra={"deleted_at": None, "created_at": utc_now(), "last_used_at": utc_now()},
-        ).values(
-            artifact_id=artifact.artifact_id,
-            uri=artifact.uri,
-            rows=artifact.rows,
-            columns=artifact.columns,
-            schema=artifact.schema,
-            size_bytes=artifact.size_bytes,
-            file_hash=artifact.file_hash,
-            compute_seconds=artifact.compute_seconds,
-            created_at=utc_now(),
-            last_used_at=utc_now(),
-            hits=0,
-            pinned=artifact.pinned,
-            deleted_at=None,
-            **({} if artifact.structure is None else {"structure": storable(artifact.structure)}),
+        ).values(created_at=utc_now(), last_used_at=utc_now(), hits=0, deleted_at=None)
+    if name == "claimed":
+        return select(Artifact.artifact_id).where(
+            Artifact.artifact_id == bindparam("artifact_id"), Artifact.deleted_at == SWEEP_CLAIM
         )
-    )
-    claimed = conn.scalar(
-        select(Artifact.artifact_id).where(
-            Artifact.artifact_id == artifact.artifact_id, Artifact.deleted_at == SWEEP_CLAIM
-        )
-    )
-    if claimed is not None:
-        raise ArtifactBeingSweptError(artifact.artifact_id)
+    raise KeyError(name)
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(conn: Connection, name: str) -> Any:
+    key = (conn.dialect.name, name)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = _build(conn, name)
+    return found
 
 
 def record_events(conn: Connection, events: Sequence[UsageEvent]) -> None:

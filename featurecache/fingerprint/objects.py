@@ -53,6 +53,12 @@ _URL_TYPES = (
 )
 _NAMESPACES = (types.SimpleNamespace,)
 _OWN_PACKAGE = "featurecache."
+# The frame classes of polars, pandas and pyarrow (exactly those, not user subclasses), learnt
+# on first sight: a frame argument skips the config-object probes on every call.
+_FRAME_LIBRARIES = frozenset({"polars", "pandas", "pyarrow"})
+_FRAME_NAMES = frozenset({"DataFrame", "LazyFrame", "Table"})
+_FRAME_TYPES: set[type] = set()
+
 _BUILTIN_TYPES: frozenset[type] = frozenset(
     {type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset}
 )
@@ -81,9 +87,12 @@ def config_fields(value: object) -> ObjectFields | None:
     text of a pydantic URL); None for anything else. Checked before the built-in rules, as a
     NamedTuple is also a tuple."""
     cls = type(value)
-    if cls in _BUILTIN_TYPES or isinstance(value, type | enum.Enum):
-        # Fast path for the common values; a class is code; an Enum member (even of a
-        # dataclass mixin) is a value.
+    if cls in _BUILTIN_TYPES or cls in _FRAME_TYPES or isinstance(value, type | enum.Enum):
+        # Fast path for the common values and frames; a class is code; an Enum member (even
+        # of a dataclass mixin) is a value.
+        return None
+    if cls.__module__.split(".", 1)[0] in _FRAME_LIBRARIES and cls.__name__ in _FRAME_NAMES:
+        _FRAME_TYPES.add(cls)  # polars/pandas/pyarrow's own frame classes are never configs
         return None
     if cls.__module__.startswith(_OWN_PACKAGE):
         return None  # featurecache's own input types (S3Path, DvcPath) have their own rules

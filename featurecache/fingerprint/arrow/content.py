@@ -139,10 +139,14 @@ def _executor() -> ThreadPoolExecutor:
 def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
     prepared = [_Column(column) for column in columns]
     work = [(i, block) for i, column in enumerate(prepared) for block in column.blocks()]
-    workers = os.cpu_count() or 1
-    nested = threading.current_thread().name.startswith(_THREAD_PREFIX)  # never wait on our pool
     total = sum(column.size for column in prepared)
-    if len(work) < 2 or workers < 2 or nested or total < _PARALLEL_MIN_BYTES:
+    # Cheapest test first: os.cpu_count() reads /sys (tens of µs), a tiny frame never needs it.
+    if (
+        len(work) < 2
+        or total < _PARALLEL_MIN_BYTES
+        or threading.current_thread().name.startswith(_THREAD_PREFIX)  # never wait on our pool
+        or (os.cpu_count() or 1) < 2
+    ):
         digests = [prepared[i].block_digest(block) for i, block in work]
     else:
         # xxhash, numpy and the pyarrow kernels used here release the GIL: blocks hash on all

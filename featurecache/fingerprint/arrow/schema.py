@@ -60,8 +60,18 @@ def _pandas_metadata(raw: bytes) -> Any:
     return ["pandas-json", parsed]
 
 
+# Descriptors of plain primitive types (exactly ``pa.DataType``: int64, string, bool...), the
+# columns of nearly every frame: rendered once per process, not once per column per call.
+_PRIMITIVES: dict[pa.DataType, list[Any]] = {}
+
+
 def type_descriptor(t: pa.DataType) -> list[Any]:
     """A canonical description of an Arrow type, recursing into children."""
+    if type(t) is pa.DataType:
+        found = _PRIMITIVES.get(t)
+        if found is None:
+            found = _PRIMITIVES[t] = ["type", str(t)]
+        return found
     types = pa.types
     if isinstance(t, pa.BaseExtensionType):
         serialize = getattr(t, "__arrow_ext_serialize__", None)
