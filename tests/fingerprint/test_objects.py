@@ -30,7 +30,8 @@ from featurecache.fingerprint.inputs import fingerprint_input
 from featurecache.fingerprint.registry import register_fingerprint
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.ops.key_diff_wording import input_change
-from tests.e2e import SESSION, Project
+from tests.e2e import SESSION
+from tests.team_support import BACKENDS, TeamBackend, team_backend
 
 
 @pytest.fixture
@@ -578,27 +579,32 @@ print(json.dumps({**out, **_session()}))
 )
 
 
-def _run(project: Project, *args: int) -> dict[str, Any]:
+def _run(team: TeamBackend, *args: int) -> dict[str, Any]:
     script = RUN.replace("sys.argv[1:5]", repr([str(a) for a in args]))
-    result: dict[str, Any] = project.run_json(script)
+    result: dict[str, Any] = team.run_json(script)
     return result
 
 
+@pytest.fixture(params=BACKENDS)
+def team(request: pytest.FixtureRequest, tmp_path: Path) -> TeamBackend:
+    return team_backend(request, tmp_path)
+
+
 @pytest.mark.slow  # four fresh processes
-def test_config_objects_and_self_hit_and_miss_across_processes(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "proj")
+def test_config_objects_and_self_hit_and_miss_across_processes(team: TeamBackend) -> None:
+    project = team.project
     project.write("pipeline/__init__.py", "")
     project.write("pipeline/conf.py", CONF)
     project.write("pipeline/features.py", FEATURES)
 
-    first = _run(project, 2, 3, 10, 1)
+    first = _run(team, 2, 3, 10, 1)
     assert (first["misses"], first["hits"]) == (4, 0)
     assert first["scaled"] == [2, 4] and first["windowed"] == 3 and first["total"] == 100
 
-    same = _run(project, 2, 3, 10, 1)  # a new process, equal field values: every call hits
+    same = _run(team, 2, 3, 10, 1)  # a new process, equal field values: every call hits
     assert (same["misses"], same["hits"]) == (0, 4)
 
-    changed = _run(project, 3, 4, 11, 2)  # one field of each object changed: every call misses
+    changed = _run(team, 3, 4, 11, 2)  # one field of each object changed: every call misses
     assert (changed["misses"], changed["hits"]) == (4, 0)
     assert changed["scaled"] == [3, 6] and changed["windowed"] == 4
     assert changed["offset"] == 11 and changed["total"] == 200
@@ -606,6 +612,6 @@ def test_config_objects_and_self_hit_and_miss_across_processes(tmp_path: Path) -
     # A method of the NamedTuple is code the feature runs: editing it (here, the constant it
     # reads) must recompute, although the feature's own code and the field values are equal.
     project.write("pipeline/conf.py", CONF.replace("ROWS_FACTOR = 1", "ROWS_FACTOR = 2"))
-    edited = _run(project, 3, 4, 11, 2)
+    edited = _run(team, 3, 4, 11, 2)
     assert edited["windowed"] == 8
     assert (edited["misses"], edited["hits"]) == (1, 3)  # only the feature using the method

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import SESSION, Project
+from tests.e2e import SESSION
+from tests.team_support import BACKENDS, TeamBackend, team_backend
 
 pytest.importorskip("hamilton", reason="apache-hamilton is in the dev extra")
 
@@ -88,17 +89,24 @@ print(json.dumps({
 )
 
 
-def run(project: Project, calls: Path, n_users: int) -> dict[str, object]:
-    out: dict[str, object] = project.run_json(DRIVER, CALLS_FILE=str(calls), N_USERS=str(n_users))
+def run(team: TeamBackend, calls: Path, n_users: int) -> dict[str, object]:
+    out: dict[str, object] = team.run_json(DRIVER, CALLS_FILE=str(calls), N_USERS=str(n_users))
     return out
 
 
-def test_cached_features_are_hamilton_nodes_and_hit_in_a_fresh_process(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "proj")
+@pytest.fixture(params=BACKENDS)
+def team(request: pytest.FixtureRequest, tmp_path: Path) -> TeamBackend:
+    return team_backend(request, tmp_path)
+
+
+def test_cached_features_are_hamilton_nodes_and_hit_in_a_fresh_process(
+    team: TeamBackend, tmp_path: Path
+) -> None:
+    project = team.project
     project.write("pipeline.py", PIPELINE)
     calls = tmp_path / "calls.log"
 
-    first = run(project, calls, n_users=5)
+    first = run(team, calls, n_users=5)
     # Hamilton kept every cached feature as a node, with the wrapped function's parameters
     # (``days`` has a default, so it is an optional external input) and return types.
     assert first["variables"] == {
@@ -118,14 +126,14 @@ def test_cached_features_are_hamilton_nodes_and_hit_in_a_fresh_process(tmp_path:
     assert first["report"] == 2
 
     # A second process executing the same DAG: every cached node hits, no body runs.
-    second = run(project, calls, n_users=5)
+    second = run(team, calls, n_users=5)
     assert second["calls"] == ["clicks", "click_rate", "active"]
     assert second["session"] == {"hits": 3, "misses": 0}
     for field in ("rate", "active", "report"):
         assert second[field] == first[field], field
 
     # Other inputs: the nodes that depend on them recompute, and only those.
-    third = run(project, calls, n_users=6)
+    third = run(team, calls, n_users=6)
     assert third["calls"] == ["clicks", "click_rate", "active"] * 2
     assert third["session"] == {"hits": 0, "misses": 3}
     assert third["report"] == 3
