@@ -109,10 +109,12 @@ def _json(value: Any) -> Any:
     return None if value is None else json.loads(value)
 
 
+def _aware(value: datetime | None) -> bool:
+    return value is None or (value.tzinfo is not None and value.utcoffset() is not None)
+
+
 def _stored_time(value: datetime) -> str:
     """How SQLAlchemy binds an aware datetime on SQLite (``models.UTCDateTime``)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: the catalog stores aware UTC times")
     value = value.astimezone(UTC)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
@@ -230,11 +232,12 @@ class DirectSqlite:
             return NOT_HANDLED
         return Hit(_entry(row[:7]), _artifact(row[7:]))
 
-    def record_events(self, events: Sequence[UsageEvent]) -> None:
+    def record_events(self, events: Sequence[UsageEvent]) -> bool:
         """``writes.record_events`` in one write transaction (``BEGIN IMMEDIATE``), rolled
-        back whole on any error, which is raised."""
-        if not events:
-            return
+        back whole on any error, which is raised. False (nothing written): a naive ``at``,
+        which the ordinary path refuses with its own error."""
+        if not all(_aware(event.at) for event in events):
+            return False
         hits = [event for event in events if event.kind == "hit"]
         by_key: dict[str, int] = {}
         by_artifact: dict[str, int] = {}
@@ -274,6 +277,7 @@ class DirectSqlite:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        return True
 
     def close(self) -> None:
         self._reader.close()

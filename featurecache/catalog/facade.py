@@ -479,11 +479,10 @@ class Catalog:
             return
         if self._direct is not None:
             try:
-                self._direct.record_events(events)
+                if self._direct.record_events(events):
+                    return
             except sqlite3.Error as error:  # rolled back whole: the ordinary path redoes it
                 log.debug("direct usage write failed (%s); the ordinary path retries", error)
-            else:
-                return
         from featurecache.catalog import writes
         from featurecache.catalog.database import run_write
 

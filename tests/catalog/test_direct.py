@@ -202,7 +202,7 @@ def test_usage_events_write_the_rows_the_ordinary_path_writes(tmp_path: Path) ->
                 catalog.publish(*pub.args())
             if name == "direct":
                 assert catalog._direct is not None
-                catalog._direct.record_events(events)
+                assert catalog._direct.record_events(events)
             else:
                 from featurecache.catalog import writes
 
