@@ -12,7 +12,7 @@ left to the ordinary path, which ``Catalog`` opens on first need:
 * ``revision`` answers the schema check only when the catalog is exactly at ``SCHEMA_HEAD``;
   a new, older, newer or foreign database is judged (created, refused) by ``migrate``;
 * ``lookup`` answers single-artifact entries; a composite (whose parts are read in the same
-  transaction) is ``NOT_HANDLED``;
+  transaction), or a row whose values are not as featurecache stores them, is ``NOT_HANDLED``;
 * any ``sqlite3.Error`` is raised for the caller to redo the work on the ordinary path, which
   retries transient failures and names the problem. A write that failed was rolled back
   whole, so redoing it records nothing twice.
@@ -230,7 +230,10 @@ class DirectSqlite:
             return None
         if row[-1] is not None:
             return NOT_HANDLED
-        return Hit(_entry(row[:7]), _artifact(row[7:]))
+        try:
+            return Hit(_entry(row[:7]), _artifact(row[7:]))
+        except (ValueError, TypeError):  # not as featurecache stores it: the ordinary path
+            return NOT_HANDLED  # converts (or refuses) it as it always did
 
     def record_events(self, events: Sequence[UsageEvent]) -> bool:
         """``writes.record_events`` in one write transaction (``BEGIN IMMEDIATE``), rolled

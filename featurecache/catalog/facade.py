@@ -237,7 +237,10 @@ class Catalog:
             return self._direct.path
         url = self.engine.url
         database = url.database if url.get_backend_name() == "sqlite" else None
-        return Path(database) if database and not database.startswith("file:") else None
+        if not database or database == ":memory:":
+            return None
+        # A URI filename (the read-only fallback's ``file:/path?mode=ro…``): its path.
+        return Path(database.removeprefix("file:"))
 
     def now(self) -> datetime:
         """The database clock (UTC), which judges every age and expiry in the catalog."""

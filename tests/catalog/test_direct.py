@@ -305,3 +305,20 @@ def test_a_fresh_process_hits_without_importing_sqlalchemy(tmp_path: Path) -> No
         assert conn.execute("SELECT hits FROM cache_entries").fetchall() == [(1,)]
         kinds = conn.execute("SELECT kind FROM usage_events ORDER BY id").fetchall()
     assert kinds == [("miss",), ("hit",)]
+
+
+def test_a_row_not_as_featurecache_stores_it_is_left_to_the_ordinary_path(
+    sqlite_catalog: Catalog, db_path: Path
+) -> None:
+    pub = publication(12)
+    sqlite_catalog.publish(*pub.args())
+    assert sqlite_catalog._direct is not None
+    with sqlite3.connect(db_path) as conn:  # written by hand, without microseconds
+        conn.execute("UPDATE cache_entries SET created_at = '2026-01-02 03:04:05'")
+    found = sqlite_catalog._direct.lookup(pub.entry.key_id)
+    assert found == run_read(
+        sqlite_catalog.engine, lambda conn: queries.lookup(conn, pub.entry.key_id), what=""
+    )
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE cache_entries SET components = 'not json'")
+    assert sqlite_catalog._direct.lookup(pub.entry.key_id) is direct.NOT_HANDLED
