@@ -608,7 +608,7 @@ class CacheEngine:
             raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
 
     def _record_hit(self, hit: Hit, seconds: float) -> None:
-        from featurecache.catalog.queries import UsageEvent
+        from featurecache.catalog.records import UsageEvent
 
         self.session.add("hit", hit.artifact.compute_seconds, hit.entry.feature)
         if logs.enabled():
@@ -933,9 +933,8 @@ def _own_exclusions(settings: Settings, catalog: Catalog, store: ArtifactStore) 
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         folders.append(root)
-    url = catalog.engine.url
-    database = url.database if url.get_backend_name() == "sqlite" else None
-    return Exclusions.for_cache(folders, [Path(database)] if database else [])
+    database = catalog.sqlite_file()
+    return Exclusions.for_cache(folders, [database] if database else [])
 
 
 def _as_lazy(table: pa.Table) -> Any:

@@ -190,7 +190,7 @@ class FeatureCache:
         without closing its connections (SQLAlchemy's recipe for forked processes), which
         also makes an explicitly given ``Catalog`` usable again in this process."""
         if self._engine is not None and self._pid != os.getpid():
-            self._engine.catalog.engine.dispose(close=False)
+            self._engine.catalog.forget_after_fork()
             self._engine = None
 
     def close(self) -> None:

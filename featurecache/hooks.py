@@ -11,11 +11,15 @@ and ``add_resolver_factory``.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
     from featurecache.catalog.records import Hit, LineageEdge
     from featurecache.fingerprint.files import FileResolver
     from featurecache.settings import Settings
@@ -75,10 +79,25 @@ RunUsageCallback = Callable[[str, str, str, str], None]
 ListenerFactory = Callable[["Settings", RunUsageCallback], "CallListener | None"]
 ResolverFactory = Callable[[Any], "FileResolver"]
 
-# Built-in integrations, by import path (``module:attribute``): importing them is their job.
-_LISTENER_FACTORIES: list[str | ListenerFactory] = [
-    "featurecache.integrations.mlflow.lineage:lineage_from_settings",
+
+@dataclass(frozen=True)
+class _Builtin:
+    """A built-in integration's factory by import path (``module:attribute``), imported only
+    when ``wanted(settings)``: a cache that configures no MLflow never imports its module."""
+
+    spec: str
+    wanted: Callable[[Settings], bool]
+
+
+def _mlflow_configured(settings: Settings) -> bool:
+    # ``lineage_from_settings`` returns None without a tracking URI: nothing to import for.
+    return bool(settings.mlflow_tracking_uri)
+
+
+_LISTENER_FACTORIES: list[_Builtin | ListenerFactory] = [
+    _Builtin("featurecache.integrations.mlflow.lineage:lineage_from_settings", _mlflow_configured),
 ]
+# Built-in resolvers, by import path: imported when the first file is hashed (``_Deferred``).
 _RESOLVER_FACTORIES: list[str | ResolverFactory] = [
     "featurecache.integrations.dvc.state:DvcStateResolver",
 ]
@@ -106,13 +125,48 @@ def _load(spec: str | Callable[..., Any]) -> Callable[..., Any]:
 
 def listeners_for(settings: Settings, on_run_usage: RunUsageCallback) -> tuple[CallListener, ...]:
     """The listeners these settings turn on (none, unless an integration is configured)."""
-    listeners = (_load(spec)(settings, on_run_usage) for spec in _LISTENER_FACTORIES)
+    factories = [
+        _load(factory.spec) if isinstance(factory, _Builtin) else factory
+        for factory in _LISTENER_FACTORIES
+        if not isinstance(factory, _Builtin) or factory.wanted(settings)
+    ]
+    listeners = (factory(settings, on_run_usage) for factory in factories)
     return tuple(listener for listener in listeners if listener is not None)
+
+
+class _Deferred:
+    """A built-in resolver made on its first question (the first file hashed), so opening a
+    cache imports no integration module. Its attributes are the resolver's."""
+
+    def __init__(self, spec: str, aliases: Any) -> None:
+        self._spec = spec
+        self._aliases = aliases
+        self._made: FileResolver | None = None
+        self._lock = threading.Lock()
+
+    def resolver(self) -> FileResolver:
+        if self._made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = _load(self._spec)(self._aliases)
+        assert self._made is not None
+        return self._made
+
+    def __call__(self, path: Path, st: os.stat_result) -> str | None:
+        return self.resolver()(path, st)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.resolver(), name)
 
 
 def resolvers_for(aliases: Any) -> tuple[FileResolver, ...]:
     """The file resolvers asked before a file is hashed (DVC's recorded hashes)."""
-    return tuple(_load(spec)(aliases) for spec in _RESOLVER_FACTORIES)
+    return tuple(
+        _Deferred(spec, aliases) if isinstance(spec, str) else spec(aliases)
+        for spec in _RESOLVER_FACTORIES
+    )
 
 
 def resolved_event(

@@ -26,7 +26,7 @@ from featurecache import background
 
 if TYPE_CHECKING:
     from featurecache.catalog import Catalog
-    from featurecache.catalog.queries import UsageEvent
+    from featurecache.catalog.records import UsageEvent
 
 log = logging.getLogger("featurecache")
 

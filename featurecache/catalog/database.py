@@ -34,6 +34,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from featurecache.catalog.direct import SQLITE_BUSY_TIMEOUT_MS
 from featurecache.errors import CatalogError, ConfigError, MissingDependencyError
 from featurecache.settings import DEFAULT_REMOTE_TIMEOUT_SECONDS
 
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TxMode = Literal["read", "write"]
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Beyond the busy timeout, retry a transient failure this long before giving up.
 RETRY_BUDGET_SECONDS = 120.0
 _TX_OPTION = "featurecache_tx"

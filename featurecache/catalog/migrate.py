@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 if TYPE_CHECKING:
     from alembic.config import Config
 from featurecache.catalog.database import create_catalog_engine, run_read, run_write, safe_url
+from featurecache.catalog.direct import SCHEMA_HEAD
 from featurecache.errors import CatalogError, CatalogVersionError
 
 UPGRADE_FIX = "run: featurecache db upgrade"
@@ -51,12 +52,6 @@ class Scripts:
     location: Path
     head: str
     revisions: frozenset[str]
-
-
-# The newest revision under migrations/versions. Kept here so that opening a catalog that is
-# already current does not import Alembic (a quarter of a second); a test checks it against
-# the scripts.
-SCHEMA_HEAD = "0002"
 
 
 @lru_cache(maxsize=8)

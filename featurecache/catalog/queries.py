@@ -7,7 +7,6 @@ Tombstoned artifacts (``deleted_at`` set) are invisible to every query here.
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,39 +31,17 @@ from featurecache.catalog.records import (
     ArtifactRecord,
     CodeVersionRecord,
     EntryRecord,
-    EventKind,
     Hit,
     LineageEdge,
     ReturnKind,
 )
+from featurecache.catalog.records import (
+    UsageEvent as UsageEvent,  # its home is records (no SQLAlchemy); importable here too
+)
+from featurecache.catalog.records import is_artifact_id as is_artifact_id
 from featurecache.errors import AmbiguousReferenceError, ArtifactNotFoundError
 
 ArtifactSort = Literal["created", "used", "size"]
-
-# What ``store.layout.check_artifact_id`` accepts (xxh3-128, 32 lowercase hex). A row holding
-# anything else was not written by featurecache (hand-edited, corrupted): no store can hold its
-# file, so the catalog treats it as corrupt instead of handing it out.
-_ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def is_artifact_id(artifact_id: object) -> bool:
-    """Whether ``artifact_id`` is a well-formed artifact id (32 lowercase hex)."""
-    return isinstance(artifact_id, str) and _ARTIFACT_ID.fullmatch(artifact_id) is not None
-
-
-@dataclass(frozen=True)
-class UsageEvent:
-    """One call of a feature, for ``Catalog.record_events``. ``at`` (aware) is when it
-    happened; None means "now" by the database clock."""
-
-    kind: EventKind
-    key_id: str
-    feature: str
-    artifact_id: str | None
-    duration_seconds: float
-    compute_seconds: float
-    run_id: str | None = None
-    at: datetime | None = None
 
 
 @dataclass(frozen=True)

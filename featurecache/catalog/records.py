@@ -6,6 +6,7 @@ the ``Catalog`` class; SQLAlchemy models stay inside ``featurecache.catalog``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -149,3 +150,29 @@ class GcCandidate:
             **({"parts": list(self.parts)} if self.parts else {}),
             **({"part_of": list(self.composites)} if self.composites else {}),
         }
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One call of a feature, for ``Catalog.record_events``. ``at`` (aware) is when it
+    happened; None means "now" by the database clock."""
+
+    kind: EventKind
+    key_id: str
+    feature: str
+    artifact_id: str | None
+    duration_seconds: float
+    compute_seconds: float
+    run_id: str | None = None
+    at: datetime | None = None
+
+
+# What ``store.layout.check_artifact_id`` accepts (xxh3-128, 32 lowercase hex). A row holding
+# anything else was not written by featurecache (hand-edited, corrupted): no store can hold its
+# file, so the catalog treats it as corrupt instead of handing it out.
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_artifact_id(artifact_id: object) -> bool:
+    """Whether ``artifact_id`` is a well-formed artifact id (32 lowercase hex)."""
+    return isinstance(artifact_id, str) and _ARTIFACT_ID.fullmatch(artifact_id) is not None

@@ -23,6 +23,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 import sysconfig
 from types import ModuleType
@@ -39,8 +40,16 @@ def distribution_version(name: str) -> str | None:
     return _metadata_version(name)
 
 
+# Versions read from a distribution's metadata already parsed for its name (the same-name
+# fast path of ``distributions_of``): asking ``importlib.metadata`` again would find the same
+# distribution on ``sys.path`` and parse the same file a second time (a few ms per process).
+_READ_VERSIONS: dict[str, str | None] = {}
+
+
 @functools.cache
 def _metadata_version(name: str) -> str | None:
+    if name in _READ_VERSIONS:
+        return _READ_VERSIONS[name]
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -99,8 +108,21 @@ def _same_name_distribution(top: str) -> tuple[str, ...]:
         ships = top in top_level.split()
     else:
         ships = any(f.parts and f.parts[0] in (top, f"{top}.py") for f in (dist.files or ()))
-    name = dist.metadata["Name"] if ships else None
-    return (str(name),) if name else ()
+    if not ships:
+        return ()
+    metadata = dist.metadata
+    name = metadata["Name"]
+    if not name:
+        return ()
+    # ``importlib.metadata.version(name)`` finds this same distribution: the first on sys.path
+    # whose normalised name matches (``top`` found it, and ``name`` normalises alike).
+    if _normalised(str(name)) == _normalised(top):
+        _READ_VERSIONS.setdefault(str(name), metadata["Version"])
+    return (str(name),)
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 @functools.lru_cache(maxsize=1)
