@@ -48,3 +48,18 @@ def test_a_str_argument_with_nul_is_cached(
         assert stored == {"a\\x00b", "a\\x00c"}
     finally:
         fc.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ({"a": ["b", ("c", 1)], "d": None}, {"a": ["b", ("c", 1)], "d": None}),  # untouched
+        ({"k\x00": [{"x": "a\x00b"}]}, {"k\\x00": [{"x": "a\\x00b"}]}),  # keys and deep values
+        ({"text": "\\u0000"}, {"text": "\\u0000"}),  # the six characters, not a NUL
+        ("a\x00", "a\\x00"),
+    ],
+)
+def test_storable_escapes_nul_anywhere_and_leaves_the_rest(value: object, stored: object) -> None:
+    from featurecache.catalog.writes import storable
+
+    assert storable(value) == stored
