@@ -13,10 +13,8 @@ one more fingerprint of each frame/array argument, after the body.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
+from timing import median_seconds
 
 import featurecache
 from featurecache.fingerprint.files import FileFingerprinter
@@ -59,19 +58,10 @@ def _pandas(rows: int) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _measure(name: str, value: Any, files: FileFingerprinter, repeat: int) -> dict[str, float]:
     feature = featurecache.cached_feature(_body)
     key_fp = fingerprint_input("df", value, files=files)  # what building the key costs
-    key_seconds = _median(lambda: fingerprint_input("df", value, files=files), repeat)
+    key_seconds = median_seconds(lambda: fingerprint_input("df", value, files=files), repeat)
     call = _Call(feature, (value,), {}, {"df": key_fp})
 
     def cheap() -> None:
@@ -80,8 +70,8 @@ def _measure(name: str, value: Any, files: FileFingerprinter, repeat: int) -> di
     def full() -> None:
         assert not watch_inputs(call, full=True, files=files).check()
 
-    cheap_seconds = _median(cheap, max(repeat, 200))
-    full_seconds = _median(full, repeat)
+    cheap_seconds = median_seconds(cheap, max(repeat, 200))
+    full_seconds = median_seconds(full, repeat)
     return {
         "key_fingerprint_s": key_seconds,
         "metadata_check_us": cheap_seconds * 1e6,

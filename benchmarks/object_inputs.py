@@ -15,13 +15,14 @@ The config classes live in a module written to a temp folder, as user code does.
 from __future__ import annotations
 
 import importlib
-import statistics
 import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from timing import per_call_us
 
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.inputs import fingerprint_input
@@ -71,16 +72,6 @@ class Model:
     def __init__(self):
         self.weights = [0.1, 0.2, 0.3]
 """
-
-
-def per_call_us(fn: Callable[[], object], *, calls: int = 2000, repeats: int = 5) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
 
 
 def main() -> None:

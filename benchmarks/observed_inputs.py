@@ -25,21 +25,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import polars as pl
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def _make_files(folder: Path, n: int, size_mb: float) -> list[Path]:
@@ -87,7 +78,7 @@ def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
                 with open(probe, "rb"):
                     pass
 
-        results["open_us_without_hook"] = _median(opens, repeat) / 1000 * 1e6
+        results["open_us_without_hook"] = median_seconds(opens, repeat) / 1000 * 1e6
 
         exclude = Exclusions.for_cache([root / "state"])
         os.chdir(root)
@@ -113,7 +104,7 @@ def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
             # Interleaved, so that a noisy neighbour slows every variant alike.
             samples: dict[str, list[float]] = {"bare": [], "cold": [], "warm": []}
             for _ in range(repeat):
-                samples["bare"].append(_median(lambda: _body(paths), 1))
+                samples["bare"].append(median_seconds(lambda: _body(paths), 1))
                 samples["cold"].append(observed_miss(True))
                 samples["warm"].append(observed_miss(False))
             bare, cold, warm = (statistics.median(samples[k]) for k in ("bare", "cold", "warm"))
@@ -134,7 +125,9 @@ def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
                 time.sleep(2.5 - age)
             first_change(recorded, files)  # stores the hashes as trusted
             loops = 200
-            check = _median(lambda: [first_change(recorded, files) for _ in range(loops)], repeat)
+            check = median_seconds(
+                lambda: [first_change(recorded, files) for _ in range(loops)], repeat
+            )
             results["revalidate_us_per_file"] = check / loops / n_files * 1e6
             results["revalidate_ms_per_entry"] = check / loops * 1e3
             results["revalidate_pct_of_1s_feature"] = check / loops / 1.0 * 100
@@ -142,16 +135,20 @@ def run(n_files: int, size_mb: float, repeat: int) -> dict[str, Any]:
             existing = [str(p.relative_to(root)) for p in paths]
             missing = [f"data/none{i}.csv" for i in range(n_files)]
             literal_observations(existing, files, exclude)
-            lit = _median(
+            lit = median_seconds(
                 lambda: [literal_observations(existing, files, exclude) for _ in range(loops)],
                 repeat,
             )
             absent = [item.to_json() for item in literal_observations(missing, files, exclude)]
-            nolit = _median(lambda: [first_change(absent, files) for _ in range(loops)], repeat)
+            nolit = median_seconds(
+                lambda: [first_change(absent, files) for _ in range(loops)], repeat
+            )
             results["literal_us_per_existing_file"] = lit / loops / n_files * 1e6
             results["literal_us_per_missing_literal"] = nolit / loops / n_files * 1e6
 
-        results["open_us_with_hook_outside_observation"] = _median(opens, repeat) / 1000 * 1e6
+        results["open_us_with_hook_outside_observation"] = (
+            median_seconds(opens, repeat) / 1000 * 1e6
+        )
         results.update(_end_to_end(root, paths, repeat))
     return results
 
@@ -179,8 +176,8 @@ def _end_to_end(root: Path, paths: list[Path], repeat: int) -> dict[str, float]:
         reads_nothing()
         fc.engine.flush()
         loops = 50
-        with_files = _median(lambda: [reads_files() for _ in range(loops)], repeat) / loops
-        without = _median(lambda: [reads_nothing() for _ in range(loops)], repeat) / loops
+        with_files = median_seconds(lambda: [reads_files() for _ in range(loops)], repeat) / loops
+        without = median_seconds(lambda: [reads_nothing() for _ in range(loops)], repeat) / loops
         fc.engine.flush()
     finally:
         fc.close()

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import per_call_us
 
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.inputs import fingerprint_input
@@ -37,17 +37,6 @@ def trusted_clock() -> int:
     """The stat cache trusts files changed at least 2 s before they were hashed; the folder
     was just generated, so hash as if an hour later (what a real second run sees)."""
     return time.time_ns() + HOUR_NS
-
-
-def per_call_us(fn: Callable[[], object], *, calls: int, repeats: int = 5) -> float:
-    """Median over ``repeats`` of the mean time of one call, in microseconds."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
 
 
 def generate(folder: Path, count: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from featurecache.cli.main import main
+from tests.cli.cli_support import cli_invoker
 from tests.e2e import REPO
 
 FEATURES = """
@@ -54,13 +54,7 @@ def _default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Any:
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
+    return cli_invoker(capsys)
 
 
 def run_features(folder: Path) -> None:

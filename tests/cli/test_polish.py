@@ -20,6 +20,7 @@ import typer
 
 from featurecache import FeatureCache
 from featurecache.cli.main import app, main
+from tests.cli.cli_support import cli_invoker
 from tests.cli.test_help_docs import COMMANDS
 from tests.e2e import REPO
 
@@ -61,13 +62,7 @@ def run(
     monkeypatch.setenv("FEATURECACHE_STORE", str(cache_dir / "artifacts"))
     monkeypatch.setenv("COLUMNS", "80")
 
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
+    return cli_invoker(capsys)
 
 
 def table_lines(out: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from featurecache.cli.main import main
+from tests.cli.cli_support import cli_invoker
 from tests.e2e import Project
 
 FEATURES = """
@@ -54,13 +54,7 @@ def run(
     monkeypatch.setenv("FEATURECACHE_STORE", project.store_url)
     monkeypatch.setenv("COLUMNS", "200")
 
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
+    return cli_invoker(capsys)
 
 
 def one_line_error(result: tuple[int, str, str]) -> str:
