@@ -3,7 +3,6 @@ degrade to computing (never to a wrong value or an error) when a backend fails."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from featurecache import Feature, FeatureCache
 from featurecache import engine as engine_module
 from featurecache.catalog.records import Hit
 from featurecache.errors import CatalogError, StoreError
+from tests.lease_support import LOST_WAIT_SECONDS, lease_loss_seen
 
 THREE = pl.DataFrame({"x": [0, 1, 2]})
 
@@ -170,11 +170,12 @@ def test_a_miss_counts_once_its_body_ran_even_when_its_result_is_not_stored(
     def feature(n: int) -> pl.DataFrame:
         with cache.engine.catalog.engine.begin() as conn:
             assert conn.execute(text("UPDATE leases SET owner = 'thief'")).rowcount == 1
-        time.sleep(0.6)  # several heartbeats: the owner notices it lost the lease
+        assert lost.wait(LOST_WAIT_SECONDS)  # the owner's heartbeat noticed, however slow
         return pl.DataFrame({"x": list(range(n))})
 
     try:
-        assert feature(3).height == 3
+        with lease_loss_seen() as lost:
+            assert feature(3).height == 3
         assert cache.engine.catalog.list_artifacts() == []  # not stored
         assert (cache.engine.session.misses, cache.engine.session.hits) == (1, 0)
     finally:

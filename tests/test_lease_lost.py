@@ -3,16 +3,16 @@ still gets the right value (never a LeaseLostError)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from featurecache import FeatureCache
+from tests.lease_support import LOST_WAIT_SECONDS, lease_loss_seen
 
 
-@pytest.mark.slow  # sleeps through several heartbeats
+@pytest.mark.slow  # waits for a heartbeat to find the lease taken
 @pytest.mark.parametrize("kind", ["pandas", "lazy"])
 def test_stolen_lease_means_no_publish_and_a_correct_result(tmp_path: Path, kind: str) -> None:
     pd = pytest.importorskip("pandas")
@@ -29,7 +29,7 @@ def test_stolen_lease_means_no_publish_and_a_correct_result(tmp_path: Path, kind
         with cache.engine.catalog.engine.begin() as conn:
             stolen = conn.execute(text("UPDATE leases SET owner = 'thief'")).rowcount
         assert stolen == 1
-        time.sleep(0.6)  # several heartbeats: the owner notices it lost the lease
+        assert lost.wait(LOST_WAIT_SECONDS)  # the owner's heartbeat noticed, however slow
 
     if kind == "pandas":
 
@@ -46,7 +46,8 @@ def test_stolen_lease_means_no_publish_and_a_correct_result(tmp_path: Path, kind
             return pl.LazyFrame({"x": list(range(n))})
 
     try:
-        value = feature(5)
+        with lease_loss_seen() as lost:
+            value = feature(5)
         if kind == "pandas":
             assert list(value["x"]) == [0, 1, 2, 3, 4]
         else:
