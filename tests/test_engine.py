@@ -180,3 +180,42 @@ def test_a_miss_counts_once_its_body_ran_even_when_its_result_is_not_stored(
         assert (cache.engine.session.misses, cache.engine.session.hits) == (1, 0)
     finally:
         cache.close()
+
+
+def _split(n: int) -> tuple[pl.DataFrame, list[int]]:
+    _SPLIT_RUNS.append(n)
+    return pl.DataFrame({"x": list(range(n))}), list(range(n))
+
+
+_SPLIT_RUNS: list[int] = []
+
+
+def test_a_composite_this_process_cannot_rebuild_is_computed_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A composite whose structure cannot be joined here (a NamedTuple class this process does
+    # not define, or whose fields changed) is not damaged: the call computes, nothing is
+    # forgotten, and a process that can rebuild it still hits.
+    from featurecache.results import codec
+
+    _SPLIT_RUNS.clear()
+    fc = FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "a")
+    feature = fc.cached_feature(ignore=["_SPLIT_RUNS"])(_split)
+    try:
+        first = feature(3)
+        fc.engine.flush()
+        join = codec.join
+
+        def cannot_join(structure: object, values: object) -> object:
+            raise codec.CompositeStructureError("NamedTuple class Pair is not defined here")
+
+        monkeypatch.setattr(codec, "join", cannot_join)
+        again = feature(3)
+        assert again[1] == first[1] and again[0].equals(first[0])
+        assert _SPLIT_RUNS == [3, 3]
+        monkeypatch.setattr(codec, "join", join)
+        fc.engine.flush()
+        assert feature(3)[1] == [0, 1, 2]
+        assert _SPLIT_RUNS == [3, 3]  # the composite was kept: a hit
+    finally:
+        fc.close()
