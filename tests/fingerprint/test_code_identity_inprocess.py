@@ -382,3 +382,15 @@ def test_where_code_comes_from() -> None:
     assert libraries.display_path("/x/y/pipeline/util.py", "pipeline.util") == "pipeline/util.py"
     assert libraries.display_path("/x/pipeline/__init__.py", "pipeline") == "pipeline/__init__.py"
     assert libraries.display_path("<ipython-input-1-a>", "__main__") == "<ipython-input-1-a>"
+
+
+def test_a_constants_shown_value_is_a_snapshot_not_the_live_object(make_module: Any) -> None:
+    # The key records a module constant's value for why and the miss log. A list mutated after
+    # the key was built must not change what that key says it was built from (it showed
+    # "[3, 3] → [3, 3]" for a list that had grown between two calls).
+    mod = make_module("snap", "SEEN = [1]\n\ndef f():\n    return len(SEEN)\n")
+    identity = code_identity(mod.f)
+    [record] = [v for k, v in identity.components["dependencies"].items() if k.endswith("SEEN")]
+    assert record["value"] == [1]
+    mod.SEEN.append(2)
+    assert record["value"] == [1]

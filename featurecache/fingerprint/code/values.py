@@ -341,7 +341,8 @@ def _slots(klass: type) -> tuple[str, ...]:
 
 
 def short_json(value: object, limit: int = 80) -> tuple[bool, object]:
-    """``(True, value)`` when ``value`` is plain JSON and short enough to show in ``why``."""
+    """``(True, copy)`` when ``value`` is plain JSON and short enough to show in ``why``: a
+    copy, as a key must keep showing the value it was built from after a list is mutated."""
     import json
 
     if not _plain_json(value, 0):
@@ -350,7 +351,7 @@ def short_json(value: object, limit: int = 80) -> tuple[bool, object]:
         text = json.dumps(value, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):
         return False, None
-    return (len(text) <= limit, value if len(text) <= limit else None)
+    return (True, json.loads(text)) if len(text) <= limit else (False, None)
 
 
 def _plain_json(value: object, depth: int) -> bool:
