@@ -715,20 +715,14 @@ class CacheEngine:
             # must then hand back the winner's result, which only a synchronous publish knows.
             # Nor in a pool's worker process, which may be terminated (multiprocessing.Pool's
             # __exit__) before a background publish ends: the call returns once it is durable.
-            job = PublishJob(
-                feature=feature.name,
-                key=call.key,
-                inputs=call.inputs,
+            job = self._job(
+                call,
+                lease,
                 table=table,
                 kind=kind,
                 artifact_id=artifact_id,
                 compute_seconds=compute_seconds,
-                started=call.started,
-                lease=lease,
-                scopes=tuple(listener.capture() for listener in self.listeners),
                 snapshot=snapshot,
-                observed=call.observation.block,
-                replace=call.notes.replace,
                 background=self.settings.background_publish
                 and (kind in ("polars", "arrow") or (kind == "pandas" and snapshot is not None))
                 and not isinstance(lease, NoLease)
@@ -744,6 +738,21 @@ class CacheEngine:
             self.publisher.submit(job)
             return out
         return self._publish_now(job, out, table)
+
+    def _job(self, call: Call, lease: Lease, **result: Any) -> PublishJob:
+        """The publish job of ``call``'s result (``result``: what differs between a frame
+        and a composite: table, kind, artifact id, compute time, snapshot or parts)."""
+        return PublishJob(
+            feature=call.feature.name,
+            key=call.key,
+            inputs=call.inputs,
+            started=call.started,
+            lease=lease,
+            scopes=tuple(listener.capture() for listener in self.listeners),
+            observed=call.observation.block,
+            replace=call.notes.replace,
+            **result,
+        )
 
     def _publish_now(self, job: PublishJob, out: Any, table: pa.Table | None) -> Any:
         """Publish ``job`` on this thread; the value to hand back (the winner's, when another
@@ -785,20 +794,14 @@ class CacheEngine:
             for part in composite.parts:
                 self._saw(part.artifact_id)
             self._saw(artifact_id)
-            job = PublishJob(
-                feature=feature.name,
-                key=call.key,
-                inputs=call.inputs,
+            job = self._job(
+                call,
+                lease,
                 table=None,
                 kind="composite",
                 artifact_id=artifact_id,
                 compute_seconds=compute_seconds,
-                started=call.started,
-                lease=lease,
-                scopes=tuple(listener.capture() for listener in self.listeners),
                 composite=composite,
-                observed=call.observation.block,
-                replace=call.notes.replace,
             )
         except BaseException:
             lease.release()
