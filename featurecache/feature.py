@@ -268,6 +268,7 @@ class Feature(Generic[P, R]):
         self._cache = cache
         self._static = static
         self._owner: type | None = None
+        self._attribute = func.__name__  # the class attribute it is bound through, once known
         self.name = options.name or func.__qualname__
         self.version = options.version
         self.depends_on = options.depends_on
@@ -342,13 +343,12 @@ class Feature(Generic[P, R]):
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         if instance is None or self._static:
             return self
-        # A bound method, like a function's: ``inspect.signature`` drops ``self``, and it
-        # pickles as ``getattr(instance, name)``.
-        return types.MethodType(self, instance)
+        return BoundFeature(self, instance)
 
     def __set_name__(self, owner: type, name: str) -> None:
         # Called when the class body that defines this method is complete: only now does the
         # class exist, and its code (the other methods ``self.`` reaches) joins the identity.
+        self._attribute = name
         if not self._static:
             self._owner = owner
 
@@ -397,6 +397,64 @@ class Feature(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<cached feature {self.name!r} of {self.func.__module__}.{self.func.__qualname__}>"
+
+
+class BoundFeature:
+    """A feature reached through an instance (``obj.feature``): a bound method, like a
+    function's (``inspect.ismethod`` is true, ``inspect.signature`` drops ``self``, it pickles
+    as ``getattr(instance, name)``), whose control calls pass ``self`` too, so
+    ``obj.feature.is_cached(df)`` asks about the call ``obj.feature(df)``."""
+
+    __slots__ = ("__func__", "__self__")
+
+    def __init__(self, feature: Feature[..., Any], instance: object) -> None:
+        self.__func__ = feature
+        self.__self__ = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__(self.__self__, *args, **kwargs)
+
+    def is_cached(self, *args: Any, **kwargs: Any) -> bool:
+        return self.__func__.is_cached(self.__self__, *args, **kwargs)
+
+    def recompute(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__.recompute(self.__self__, *args, **kwargs)
+
+    def clear(self) -> int:
+        """Every entry of the feature, whatever the instance (as ``Feature.clear``)."""
+        return self.__func__.clear()
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        """The undecorated function, bound to the same instance."""
+        return types.MethodType(self.__func__.func, self.__self__)
+
+    __wrapped__ = func
+
+    @property
+    def __class__(self) -> type:  # read by isinstance() and inspect.ismethod()
+        return types.MethodType
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        raise TypeError("a bound feature's class cannot be changed")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__func__, name)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BoundFeature:
+            return NotImplemented
+        return self.__func__ is other.__func__ and self.__self__ is other.__self__
+
+    def __hash__(self) -> int:
+        return hash((id(self.__func__), id(self.__self__)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (getattr, (self.__self__, self.__func__._attribute))
+
+    def __repr__(self) -> str:
+        return f"<bound cached feature {self.__func__.name!r} of {self.__self__!r}>"
 
 
 def _uncached(feature: Feature[P, R], args: Any, kwargs: Any) -> R:

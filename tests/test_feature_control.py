@@ -220,3 +220,40 @@ def test_refresh_star_refreshes_every_feature(make_cache: Factory) -> None:
     letters(1)
     numbers(1)
     assert runs == ["numbers(1)", "letters(1)"]
+
+
+def test_control_through_a_bound_method_passes_self(make_cache: Factory) -> None:
+    """``obj.feature.is_cached(n)`` asks about the call ``obj.feature(n)``: ``self`` is an
+    argument of the key, so the bound method's control calls must pass it (they reached the
+    unbound feature before, which took ``n`` for ``self``)."""
+    cache = make_cache()
+
+    class Scaler:
+        def __init__(self, factor: int) -> None:
+            self.factor = factor
+
+        @cache.cached_feature(name="scaled")
+        def scaled(self, n: int) -> pl.DataFrame:
+            return pl.DataFrame({"x": [i * self.factor for i in range(n)]})
+
+    def misses() -> int:
+        return featurecache.session_stats().misses
+
+    two, three = Scaler(2), Scaler(3)
+    start = misses()
+    assert two.scaled.is_cached(3) is False
+    assert two.scaled(3)["x"].to_list() == [0, 2, 4]
+    assert two.scaled.is_cached(3) is True
+    assert two.scaled.is_cached(n=3) is True
+    assert three.scaled.is_cached(3) is False  # another self, another key
+    assert misses() == start + 1
+    assert two.scaled.recompute(3)["x"].to_list() == [0, 2, 4]
+    assert misses() == start + 2
+    assert two.scaled(3)["x"].to_list() == [0, 2, 4]  # a hit
+    assert misses() == start + 2
+    assert two.scaled.func(3)["x"].to_list() == [0, 2, 4]  # the plain function, bound
+    assert misses() == start + 2
+    assert two.scaled.name == "scaled" and two.scaled.__self__ is two
+    assert two.scaled == two.scaled and two.scaled != three.scaled
+    assert two.scaled.clear() == 1
+    assert two.scaled.is_cached(3) is False
