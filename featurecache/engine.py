@@ -304,6 +304,7 @@ class CacheEngine:
         self.recent_keys = logs.RecentKeys()
         # FEATURECACHE_REFRESH: keys already recomputed in this process (each only once).
         self._refreshed: set[str] = set()
+        logs.expect_refreshed(settings.refresh)
         self._refresh_lock = threading.Lock()
         self.usage = UsageRecorder(
             catalog, give_up_on_failure=settings.read_only or catalog.read_only

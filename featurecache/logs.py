@@ -214,7 +214,34 @@ def summary_line(stats: SessionSnapshot | None = None) -> str | None:
     )
 
 
+_refresh_names: set[str] = set()
+
+
+def expect_refreshed(names: tuple[str, ...]) -> None:
+    """Note the features a cache's refresh setting names, so that a name no feature called
+    has (a typo refreshes nothing, silently) is reported at exit."""
+    _refresh_names.update(name for name in names if name != "*")
+
+
+def unmatched_refresh_line(stats: SessionSnapshot | None = None) -> str | None:
+    """The warning for refresh names that no feature called in this process has, or None."""
+    stats = PROCESS.snapshot() if stats is None else stats
+    unmatched = sorted(_refresh_names - set(stats.features))
+    if not unmatched:
+        return None
+    names = ", ".join(f"`{name}`" for name in unmatched)
+    called = ", ".join(sorted(stats.features)) or "none"
+    which = "names" if len(unmatched) == 1 else "name"
+    has = "has" if len(unmatched) == 1 else "have"
+    return (
+        f"FEATURECACHE_REFRESH {which} {names}, which no feature called in this process "
+        f"{has} (called: {called}); check the name"
+    )
+
+
 def _summary_at_exit() -> None:
+    if (warning := unmatched_refresh_line()) is not None:
+        log.warning(warning)
     if enabled() and (line := summary_line()) is not None:
         log.info(line)
 

@@ -212,6 +212,23 @@ def test_the_summary_line() -> None:
     assert logs.summary_line(SessionSnapshot(0, 0, 0.0, 0.0, {})) is None
 
 
+def test_refresh_names_no_called_feature_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "_refresh_names", set())
+    stats = SessionSnapshot(1, 0, 0.0, 0.0, {"a": FeatureTotals(hits=1)})
+    assert logs.unmatched_refresh_line(stats) is None
+    logs.expect_refreshed(("a", "*"))  # "*" matches every feature: never reported
+    assert logs.unmatched_refresh_line(stats) is None
+    logs.expect_refreshed(("c", "b"))
+    assert logs.unmatched_refresh_line(stats) == (
+        "FEATURECACHE_REFRESH name `b`, `c`, which no feature called in this process have "
+        "(called: a); check the name"
+    )
+    assert logs.unmatched_refresh_line(SessionSnapshot(0, 0, 0.0, 0.0, {})) == (
+        "FEATURECACHE_REFRESH name `a`, `b`, `c`, which no feature called in this process "
+        "have (called: none); check the name"
+    )
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0.0042, "4 ms"), (0.9994, "999 ms"), (8.14, "8.1 s"), (119.9, "119.9 s"), (600, "10 min")],

@@ -136,6 +136,25 @@ def test_refresh_recomputes_one_feature_once(project: Project) -> None:
 
 
 @pytest.mark.slow  # fresh processes
+def test_a_refresh_name_no_feature_has_is_reported_at_exit(project: Project) -> None:
+    """A typo in FEATURECACHE_REFRESH refreshed nothing and said nothing: the run looked like a
+    refresh and served the old results. Now the process names it at exit, logging on or off."""
+    _run(project)
+    refresh = {"FEATURECACHE_REFRESH": "sesionize,user_features"}
+    stats, lines = _run(project, **refresh)
+    assert (stats["hits"], stats["misses"]) == (1, 1)  # user_features was refreshed
+    # The program configured logging (RUN's basicConfig): the warning goes through its handler.
+    assert lines == [
+        "WARNING:featurecache:FEATURECACHE_REFRESH names `sesionize`, which no feature called "
+        "in this process has (called: sessionize, user_features); check the name"
+    ]
+    stats, lines = _run(project, FEATURECACHE_REFRESH="sessionize")
+    assert lines == [] and (stats["hits"], stats["misses"]) == (1, 1)
+    stats, lines = _run(project, FEATURECACHE_REFRESH="*")
+    assert lines == [] and (stats["hits"], stats["misses"]) == (0, 2)
+
+
+@pytest.mark.slow  # fresh processes
 def test_is_cached_recompute_clear_and_the_clear_command(project: Project) -> None:
     _run(project)
     out = project.run_json(CONTROL)
