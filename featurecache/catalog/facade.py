@@ -426,6 +426,17 @@ class Catalog:
             what="entries_for_artifact",
         )
 
+    def newest_entries_for_artifacts(self, artifact_ids: Sequence[str]) -> dict[str, EntryRecord]:
+        """Each artifact's newest entry, for many artifacts at once (``ls``)."""
+        from featurecache.catalog import queries
+        from featurecache.catalog.database import run_read
+
+        return run_read(
+            self.engine,
+            lambda conn: queries.newest_entries_for_artifacts(conn, artifact_ids),
+            what="newest_entries_for_artifacts",
+        )
+
     def recent_entries(self, feature: str, limit: int = 2) -> list[EntryRecord]:
         """The distinct keys of ``feature``'s most recent calls, newest first."""
         from featurecache.catalog import queries

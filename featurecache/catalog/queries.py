@@ -176,6 +176,24 @@ def entries_for_artifact(conn: Connection, artifact_id: str) -> list[EntryRecord
     return [entry_from_row(row) for row in rows]
 
 
+def newest_entries_for_artifacts(
+    conn: Connection, artifact_ids: Sequence[str], chunk: int = 500
+) -> dict[str, EntryRecord]:
+    """Each artifact's newest entry (ties broken by key id, as ``entries_for_artifact``
+    orders them), in one query per ``chunk`` ids; artifacts no entry names are left out."""
+    found: dict[str, EntryRecord] = {}
+    for start in range(0, len(artifact_ids), chunk):
+        rows = conn.execute(
+            select(*ENTRY_COLUMNS)
+            .where(CacheEntry.artifact_id.in_(artifact_ids[start : start + chunk]))
+            .order_by(CacheEntry.created_at.desc(), CacheEntry.key_id)
+        )
+        for row in rows:
+            entry = entry_from_row(row)
+            found.setdefault(entry.artifact_id, entry)
+    return found
+
+
 def recent_entries(conn: Connection, feature: str, limit: int) -> list[EntryRecord]:
     """The distinct keys of ``feature``'s most recent calls, newest first: by their latest
     usage event, then (keys never used since published) by creation."""

@@ -75,11 +75,40 @@ def _defaults(components: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
+def argument_values(components: Mapping[str, Any] | None) -> dict[str, Any]:
+    """For ``ls --json``: every plain or path argument of the key, defaults included, by its
+    full value (a plain value's JSON, a path's text, an S3 object's URL); frames and arrays
+    are left out, as in the summary."""
+    inputs = (components or {}).get("inputs") or {}
+    values: dict[str, Any] = {}
+    for name, component in inputs.items():
+        if ":" in name or not isinstance(component, Mapping):
+            continue  # a file the body read, not an argument
+        kind = component.get("kind")
+        if kind == "value":
+            values[name] = component.get("value")
+        elif kind in _PATH_KINDS:
+            value = component.get("value")
+            path = value.get("path") if isinstance(value, Mapping) else None
+            values[name] = path if isinstance(path, str) and path else component.get("summary")
+    return values
+
+
+def newest_components(
+    catalog: Catalog, artifact_ids: Iterable[str]
+) -> dict[str, Mapping[str, Any] | None]:
+    """The key components of each artifact's newest entry (batched reads)."""
+    wanted = list(artifact_ids)
+    entries = catalog.newest_entries_for_artifacts(wanted)
+    return {
+        artifact_id: (entries[artifact_id].components if artifact_id in entries else None)
+        for artifact_id in wanted
+    }
+
+
 def summaries(catalog: Catalog, artifact_ids: Iterable[str]) -> dict[str, str]:
-    """The argument summary of the newest key of each artifact (one catalog read each: meant
-    for a page of ``ls``, not for a whole catalog)."""
-    out: dict[str, str] = {}
-    for artifact_id in artifact_ids:
-        entries = catalog.entries_for_artifact(artifact_id)
-        out[artifact_id] = argument_summary(entries[0].components) if entries else ""
-    return out
+    """The argument summary of the newest key of each artifact."""
+    return {
+        artifact_id: argument_summary(components)
+        for artifact_id, components in newest_components(catalog, artifact_ids).items()
+    }

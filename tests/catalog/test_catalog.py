@@ -308,3 +308,15 @@ def test_any_feature_name_and_components_round_trip(
             ).scalar()
             == 1
         )
+
+
+def test_newest_entries_for_many_artifacts_agree_with_one_at_a_time(catalog: Catalog) -> None:
+    pubs = [publication(1, "shared"), publication(2, "shared"), publication(3), publication(4)]
+    for pub in pubs:
+        catalog.publish(*pub.args())
+    ids = [artifact_id("shared"), artifact_id(3), artifact_id(4), artifact_id("never")]
+    newest = catalog.newest_entries_for_artifacts(ids)
+    assert set(newest) == set(ids[:3])  # an artifact no entry names is left out
+    for wanted in ids[:3]:
+        assert newest[wanted] == catalog.entries_for_artifact(wanted)[0]
+    assert catalog.newest_entries_for_artifacts([]) == {}

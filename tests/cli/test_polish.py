@@ -124,6 +124,25 @@ def _args_cell(line: str, column: int) -> str:
     return re.split(r"\s{2,}", line)[column]
 
 
+def test_ls_json_gives_each_artifacts_arguments_whole(run: Any, cache_dir: Path) -> None:
+    """Scripts tell a feature's artifacts apart by their arguments: every plain and path
+    argument, defaults included, at its full value (the table's summary is cut to fit; a file
+    outside any project is recorded by its absolute path)."""
+    rows = json.loads(run("ls", "--json")[1])
+    source = str(cache_dir / "clicks_2026_december_export.csv")
+    by_feature = sorted(
+        (row["args"] for row in rows if row["feature"] != "wide"),
+        key=lambda args: args["gap_minutes"],
+    )
+    assert by_feature == [
+        {"source": source, "gap_minutes": 15, "label": "all", "strict": False},
+        {"source": source, "gap_minutes": 30, "label": "all", "strict": False},
+        {"source": source, "gap_minutes": 45, "label": "weekend sessions only, please",
+         "strict": True},
+    ]  # fmt: skip
+    assert [row["args"] for row in rows if row["feature"] == "wide"] == [{"n": 1}]
+
+
 def test_ls_json_stays_an_array_of_rows_with_its_flag(run: Any) -> None:
     code, out, _ = run("ls", "--json")
     rows = json.loads(out)

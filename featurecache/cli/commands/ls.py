@@ -57,7 +57,7 @@ def ls(
     pinned. A composite result (a tuple, dict, Series...) is one line, its parts counted
     under rows."""
     from featurecache.cli.context import catalog_session, echo_header, load, location_of
-    from featurecache.ops.arg_summary import summaries
+    from featurecache.ops.arg_summary import argument_values, newest_components, summaries
     from featurecache.ops.inventory import COMPOSITE, list_artifacts, short_id
 
     if limit is None:
@@ -66,13 +66,18 @@ def ls(
     location = location_of(settings)
     with catalog_session(settings) as catalog:
         inventory = list_artifacts(catalog, feature, sort.value, limit=limit or None)
-        args = {} if as_json else summaries(catalog, (row.artifact_id for row in inventory.rows))
+        ids = [row.artifact_id for row in inventory.rows]
+        if as_json:
+            components = newest_components(catalog, ids)
+        else:
+            args = summaries(catalog, ids)
     if as_json:
-        # An array, as always (scripts index it); each row names the catalog it is from, and
-        # its ``uri`` the stored file.
+        # An array, as always (scripts index it); each row names the catalog it is from, its
+        # ``uri`` the stored file, and ``args`` the arguments of the call that made it.
         rows = inventory.to_json()
         for row in rows:  # fresh dicts: set in place, 100k rows are not copied
             row["catalog"] = location.catalog
+            row["args"] = argument_values(components[row["artifact_id"]])
         print_json(rows)
         return
     echo_header(location)
