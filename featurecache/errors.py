@@ -273,3 +273,41 @@ class NoCacheError(FeatureCacheError, LookupError):
             f"no featurecache cache at {location} (project root: {project_root}); "
             "run your features first or set FEATURECACHE_CATALOG"
         )
+
+
+class UnknownRunError(FeatureCacheError, LookupError):
+    """``check_serving``: no use of a cached feature by this run is recorded where it looked
+    (the catalog, MLflow, or both)."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        self.run_id = run_id
+        self.where = where
+        super().__init__(
+            f"no cached feature used by run {run_id!r} is recorded in {where}; check the run "
+            "id (the training run's run.info.run_id) and that its features ran inside it"
+        )
+
+
+class ServingFeatureMissingError(FeatureCacheError, LookupError):
+    """``check_serving``: features the training run used are not defined in this process, so
+    their code cannot be compared (a check that skipped them would pass silently)."""
+
+    def __init__(self, run_id: str, features: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.features = tuple(features)
+        names = ", ".join(f"`{name}`" for name in self.features)
+        super().__init__(
+            f"run {run_id!r} used {names}, not defined in this process; import the module that "
+            "defines them (featurecache check-serving RUN_ID --module my_pkg.features, or "
+            "check_serving(run_id, features=[...]))"
+        )
+
+
+class TrainServeSkewError(FeatureCacheError, RuntimeError):
+    """The code of features a model was trained with differs from the code this process
+    serves with (``SkewReport.raise_for_skew``)."""
+
+    def __init__(self, run_id: str, differences: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.differences = tuple(differences)
+        super().__init__(f"train/serve skew against run {run_id!r}: " + "; ".join(self.differences))
