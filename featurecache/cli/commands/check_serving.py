@@ -56,6 +56,8 @@ def check_serving(
     # As `python -m` does: modules of the project in the working directory are importable.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    # MLflow draws a progress bar on stderr for every download (the run's manifest).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = load()
     report = run_check(run_id, modules=modules or [], source=cast("SourceChoice", source))
     location = location_of(settings)
@@ -85,7 +87,7 @@ def _print_report(report: SkewReport) -> None:
             ]
             for row in report.rows
         ],
-        shrink=("feature", "explanation"),
+        shrink=("explanation",),
     )
     for row in report.rows:
         if row.status in ("same", "missing"):  # a missing feature is named by the error line
