@@ -271,14 +271,14 @@ def _row(item: TrainedFeature, feature: Feature[..., Any] | None) -> SkewRow:
         serving_digest=identity.digest,
         defined_in=f"{feature.func.__module__}.{feature.func.__qualname__}",
     )
+    note = ""
+    if item.alternatives:
+        note = (
+            f" (assumed: the catalog also maps this artifact to {len(item.alternatives)} other "
+            "code version(s); MLflow's record of the run names the one it used)"
+        )
     if identity.digest == item.code_digest:
-        note = ""
-        if item.alternatives:
-            note = (
-                f"(the catalog also maps this artifact to {len(item.alternatives)} other code "
-                "version(s); MLflow's record of the run names the one it used)"
-            )
-        return replace(serving, status="same", explanation=note)
+        return replace(serving, status="same", explanation=note.strip())
     changes = _code_changes(item, identity.digest, identity.components)
     if changes:
         explanation = "; ".join(change.message for change in changes)
@@ -288,7 +288,9 @@ def _row(item: TrainedFeature, feature: Feature[..., Any] | None) -> SkewRow:
             "record holds no code components to name the change (log "
             "featurecache.serving_manifest(...) with the model)"
         )
-    return replace(serving, status="differs", changes=tuple(changes), explanation=explanation)
+    return replace(
+        serving, status="differs", changes=tuple(changes), explanation=explanation + note
+    )
 
 
 def _code_changes(

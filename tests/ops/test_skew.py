@@ -122,6 +122,12 @@ def test_the_verdicts_and_their_exit_codes(doubled: Any) -> None:
     assert report.ok and report.exit_code == 0
     assert report.rows[0].defined_in is not None
     report.raise_for_skew()
+    # The catalog could not tell which of two code versions the run used: the row says so.
+    unsure = TrainedFeature(
+        "skew_doubled", identity.digest, identity.components, "catalog", alternatives=("9" * 32,)
+    )
+    (row,) = compare("run", [unsure], {"skew_doubled": doubled}, source="catalog").rows
+    assert row.status == "same" and row.explanation.startswith("(assumed: ")
 
     # The run's record of the same feature with another helper body.
     trained_code = copy.deepcopy(identity.components)
