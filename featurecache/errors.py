@@ -311,3 +311,18 @@ class TrainServeSkewError(FeatureCacheError, RuntimeError):
         self.run_id = run_id
         self.differences = tuple(differences)
         super().__init__(f"train/serve skew against run {run_id!r}: " + "; ".join(self.differences))
+
+
+class RunRecordIncompleteError(FeatureCacheError, LookupError):
+    """``check_serving``: the catalog records artifacts a run used but no longer which feature
+    made them (GC collected them, or their entries were cleared), and MLflow was not read."""
+
+    def __init__(self, run_id: str, artifact_ids: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.artifact_ids = tuple(artifact_ids)
+        shown = ", ".join(artifact_id[:12] for artifact_id in self.artifact_ids)
+        super().__init__(
+            f"run {run_id!r} used artifacts the catalog no longer attributes to a feature "
+            f"({shown}: collected or cleared); read the run's record from MLflow "
+            "(set MLFLOW_TRACKING_URI; check-serving --source mlflow)"
+        )

@@ -106,6 +106,19 @@ def test_the_skew_guard_refuses_an_edited_helper_and_passes_once_reverted(
     assert _check(example, mlflow_server, run_id, "--source", "mlflow", **mlflow_only)[0] == 0
     assert _run(example, mlflow_server, "serve.py", run_id, REQUEST).returncode == 0
 
+    # The catalog forgets which feature made an artifact (cleared here; GC does the same):
+    # the run's record in MLflow names it, the catalog's code versions explain the change.
+    cleared = _run(example, mlflow_server, "-m", "featurecache", "clear", "clean_orders")
+    assert cleared.returncode == 0, cleared.stderr
+    code, out = _check(example, mlflow_server, run_id)
+    assert code == 0, out
+    assert "features read from catalog+mlflow" in out
+    helpers.write_text(original.replace("then(0.0)", "then(None)"))
+    code, out = _check(example, mlflow_server, run_id)
+    assert code == 1, out
+    assert "helper `clean_amount` in `shop_features/helpers.py` changed" in out
+    helpers.write_text(original)
+
     code, out = _check(example, mlflow_server, "0" * 32, **mlflow_only)
     assert code == 2
     assert "featurecache: error: no cached feature used by run" in out

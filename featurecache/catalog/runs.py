@@ -10,7 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.models import CacheEntry, RunUsageRow
-from featurecache.catalog.queries import ENTRY_COLUMNS, RunUsage, entry_from_row
+from featurecache.catalog.queries import (
+    ENTRY_COLUMNS,
+    RUN_USAGE_COLUMNS,
+    RunUsage,
+    entry_from_row,
+)
 from featurecache.catalog.records import EntryRecord
 
 
@@ -28,13 +33,7 @@ def artifacts_of_run(conn: Connection, run_id: str) -> list[RunArtifactUse]:
     usages = [
         RunUsage(*row)
         for row in conn.execute(
-            select(
-                RunUsageRow.run_id,
-                RunUsageRow.artifact_id,
-                RunUsageRow.context,
-                RunUsageRow.tracking_uri,
-                RunUsageRow.at,
-            )
+            select(*RUN_USAGE_COLUMNS)
             .where(RunUsageRow.run_id == run_id)
             .order_by(RunUsageRow.at, RunUsageRow.artifact_id, RunUsageRow.context)
         )

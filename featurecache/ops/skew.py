@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from featurecache.catalog.records import EntryRecord
-from featurecache.errors import ServingFeatureMissingError, TrainServeSkewError
+from featurecache.errors import (
+    RunRecordIncompleteError,
+    ServingFeatureMissingError,
+    TrainServeSkewError,
+)
 from featurecache.ops.key_diff import Change, explain_change
 
 if TYPE_CHECKING:
@@ -106,10 +110,15 @@ class SkewReport:
         return EXIT_DIFFERS if self.differing else EXIT_SAME
 
     def raise_for_skew(self) -> None:
-        """Raise unless every feature is the same: ``ServingFeatureMissingError`` when one
-        could not be checked, ``TrainServeSkewError`` (naming each change) when one differs."""
-        if self.unchecked:
-            raise ServingFeatureMissingError(self.run_id, [row.feature for row in self.unchecked])
+        """Raise unless every feature is the same: ``ServingFeatureMissingError`` when one is
+        not defined here, ``RunRecordIncompleteError`` when the catalog no longer knows an
+        artifact's feature, ``TrainServeSkewError`` (naming each change) when one differs."""
+        missing = [row.feature for row in self.rows if row.status == "missing"]
+        if missing:
+            raise ServingFeatureMissingError(self.run_id, missing)
+        unknown = [row.artifact_ids[0] for row in self.rows if row.status == "unknown"]
+        if unknown:
+            raise RunRecordIncompleteError(self.run_id, unknown)
         if self.differing:
             raise TrainServeSkewError(
                 self.run_id, [f"{row.feature}: {row.explanation}" for row in self.differing]

@@ -62,8 +62,12 @@ print(json.dumps(used))
 
 
 def check(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(project, "check-serving", *args)
+
+
+def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "featurecache", "check-serving", *args],
+        [sys.executable, "-m", "featurecache", *args],
         cwd=project.root,
         env=project.env(),
         capture_output=True,
@@ -155,3 +159,21 @@ def test_an_unknown_run_or_module_is_an_error(trained: tuple[Project, dict[str, 
     assert "cannot import 'shop.nope'" in proc.stderr
     proc = check(project, "run-1", "--source", "elsewhere")
     assert proc.returncode == 2 and "--source" in proc.stderr
+
+
+def test_an_artifact_whose_entries_are_gone_cannot_pass_without_mlflow(tmp_path: Any) -> None:
+    project = Project.create(tmp_path / "proj")
+    project.write("shop/__init__.py", "")
+    project.write("shop/helpers.py", HELPERS)
+    project.write("shop/features.py", FEATURES)
+    project.run_json(TRAIN)
+    cleared = cli(project, "clear", "sessionize")
+    assert cleared.returncode == 0, cleared.stderr
+    proc = check(project, "run-1", "--module", "shop.features", "--json")
+    assert proc.returncode == 2
+    report = json.loads(proc.stdout)
+    assert sorted(f["status"] for f in report["features"]) == ["same", "unknown"]
+    assert "--source mlflow" in proc.stdout
+    assert proc.stderr.startswith(
+        "featurecache: error: run 'run-1' used artifacts the catalog no longer attributes"
+    )

@@ -155,6 +155,8 @@ def test_the_verdicts_and_their_exit_codes(doubled: Any) -> None:
         report.raise_for_skew()
     report = compare("run", [], {}, source="catalog", unknown_artifacts=["c" * 32])
     assert report.rows[0].status == "unknown" and report.exit_code == 2
+    with pytest.raises(featurecache.RunRecordIncompleteError, match="cccccccccccc"):
+        report.raise_for_skew()
 
 
 def test_code_digest_follows_the_caches_library_tracking(tmp_path: Path) -> None:
