@@ -326,3 +326,15 @@ class RunRecordIncompleteError(FeatureCacheError, LookupError):
             f"({shown}: collected or cleared); read the run's record from MLflow "
             "(set MLFLOW_TRACKING_URI; check-serving --source mlflow)"
         )
+
+
+class MlflowUnavailableError(FeatureCacheError, ConnectionError):
+    """MLflow was needed (to read a run's record) and did not answer or refused."""
+
+    def __init__(self, tracking_uri: str, problem: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.problem = problem
+        super().__init__(
+            f"MLflow at {tracking_uri} could not be read ({problem}); start the tracking server "
+            "or point MLFLOW_TRACKING_URI at it"
+        )

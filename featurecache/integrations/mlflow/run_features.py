@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,22 +19,25 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from featurecache.errors import UnknownRunError
+from featurecache.errors import MlflowUnavailableError, UnknownRunError
 from featurecache.ops.skew import MANIFEST_PATH, TrainedFeature, manifest_code
+
+PROBE_TIMEOUT = 5.0
 
 
 def trained_from_mlflow(tracking_uri: str, run_id: str) -> list[TrainedFeature]:
     """One ``TrainedFeature`` per (feature, code digest) among the run's dataset inputs, with
     the code components of the run's serving manifest where its digest matches.
     ``UnknownRunError`` when MLflow has no such run."""
+    _probe(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         run = client.get_run(run_id)
+        manifest = _manifest(client, run_id)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise UnknownRunError(run_id, f"MLflow at {tracking_uri}") from None
-        raise
-    manifest = _manifest(client, run_id)
+        raise MlflowUnavailableError(tracking_uri, str(exc).splitlines()[0][:300]) from None
     found: dict[tuple[str, str], TrainedFeature] = {}
     for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
         profile = _profile(dataset_input.dataset.profile)
@@ -52,6 +57,20 @@ def trained_from_mlflow(tracking_uri: str, run_id: str) -> list[TrainedFeature]:
             key_ids=_add(before.key_ids if before else (), key if isinstance(key, str) else ""),
         )
     return list(found.values())
+
+
+def _probe(tracking_uri: str) -> None:
+    """Fail in seconds when an HTTP tracking server does not answer (MLflow's own client
+    retries for minutes); any HTTP answer counts, auth is MLflow's business."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise MlflowUnavailableError(tracking_uri, str(exc)) from None
 
 
 def _add(items: tuple[str, ...], item: str) -> tuple[str, ...]:
