@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shop_features.features import COLUMNS, FEATURES, features_of
 
 import featurecache
-from featurecache.ops.skew import MANIFEST_PATH
 
 
 def orders(n_users: int = 200, seed: int = 7) -> pl.DataFrame:
@@ -48,7 +47,9 @@ def main() -> None:
         mlflow.log_params({f"feature_digest.{name}": d for name, d in digests.items()})
         # ... and the code identities behind them, so that a serving host that only reaches
         # MLflow can be told *what* changed, not only that something did.
-        mlflow.log_dict(featurecache.serving_manifest(FEATURES), MANIFEST_PATH)
+        # (check-serving reads it from this path of the run's artifacts.)
+        manifest = featurecache.serving_manifest(FEATURES)
+        mlflow.log_dict(manifest, "featurecache/serving_manifest.json")
     print(json.dumps({"run_id": run.info.run_id, "digests": digests}))
 
 
