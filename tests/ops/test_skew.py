@@ -196,3 +196,7 @@ def test_check_serving_reads_the_catalog_in_this_process(cache: FeatureCache, do
         featurecache.check_serving("run-b", features=[doubled], cache=cache, source="catalog")
     with pytest.raises(featurecache.ConfigError, match="run_id"):
         featurecache.check_serving("", cache=cache)
+    # One feature on its own is accepted; a plain function is not a feature.
+    assert featurecache.check_serving("run-a", features=doubled, cache=cache).ok
+    with pytest.raises(featurecache.ConfigError, match="not a @cached_feature"):
+        featurecache.check_serving("run-a", features=[_helper], cache=cache)

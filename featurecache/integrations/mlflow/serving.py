@@ -11,8 +11,8 @@ imported only when MLflow is read; the comparison itself is ``ops.skew``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from featurecache.errors import ConfigError, MissingDependencyError, NoCacheError, UnknownRunError
 from featurecache.ops.skew import SkewReport, TrainedFeature, compare, serving_features
@@ -28,7 +28,7 @@ SOURCES = ("auto", "catalog", "mlflow")
 
 def check_serving(
     run_id: str,
-    features: Sequence[Feature[..., Any]] = (),
+    features: Feature[..., Any] | Sequence[Feature[..., Any]] = (),
     *,
     modules: Sequence[str] = (),
     cache: FeatureCache | None = None,
@@ -47,10 +47,11 @@ def check_serving(
         raise ConfigError("run_id", f"{run_id!r} is not a run id", "Pass run.info.run_id.")
     if source not in SOURCES:
         raise ConfigError("source", f"{source!r} is not a source", f"Use one of {SOURCES}.")
+    given = _features_arg(features)
     import_modules(modules)
     settings = (cache or default_cache()).settings
     uri = tracking_uri or settings.mlflow_tracking_uri
-    defined = {f.name for f in features} | {f.name for f in defined_features()}
+    defined = {f.name for f in given} | {f.name for f in defined_features()}
     catalog = _existing_catalog(settings, required=source == "catalog")
     try:
         trained, unknown, used = _trained(run_id, catalog, uri, source, defined)
@@ -59,8 +60,25 @@ def check_serving(
     finally:
         if catalog is not None:
             catalog.close()
-    serving = serving_features(sorted({item.feature for item in trained}), features)
+    serving = serving_features(sorted({item.feature for item in trained}), given)
     return compare(run_id, trained, serving, source=used, unknown_artifacts=unknown)
+
+
+def _features_arg(features: object) -> list[Feature[..., Any]]:
+    """``features=``: decorated functions (one, or a list of them)."""
+    from featurecache.feature import Feature
+
+    if isinstance(features, Feature):
+        return [features]
+    items = list(cast("Iterable[Any]", features))
+    for item in items:
+        if not isinstance(item, Feature):
+            raise ConfigError(
+                "features",
+                f"{item!r} is not a @cached_feature function",
+                "Pass the decorated functions (features=[user_features, sessionize]).",
+            )
+    return items
 
 
 def import_modules(modules: Sequence[str]) -> None:
