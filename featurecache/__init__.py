@@ -30,9 +30,14 @@ from featurecache.errors import (
     InvalidS3UrlError,
     LeaseLostError,
     MissingDependencyError,
+    MlflowUnavailableError,
+    RunRecordIncompleteError,
+    ServingFeatureMissingError,
     StoreCapabilityError,
     StoreError,
+    TrainServeSkewError,
     UnknownFeatureError,
+    UnknownRunError,
     UnsupportedInputError,
     UnsupportedOutputError,
     WaitTimeoutError,
@@ -53,6 +58,8 @@ if TYPE_CHECKING:
     from featurecache.fingerprint.s3object import S3Path
     from featurecache.integrations.dvc.path import DvcPath
     from featurecache.integrations.mlflow.lineage import lineage, mlflow_dataset
+    from featurecache.integrations.mlflow.serving import check_serving
+    from featurecache.ops.skew import serving_manifest
     from featurecache.ops.why import why
 
 __version__ = "0.1.0"
@@ -79,22 +86,29 @@ __all__ = [
     "InvalidS3UrlError",
     "LeaseLostError",
     "MissingDependencyError",
+    "MlflowUnavailableError",
     "ObservedInputWarning",
+    "RunRecordIncompleteError",
     "S3Path",
+    "ServingFeatureMissingError",
     "SessionSnapshot",
     "StoreCapabilityError",
     "StoreError",
+    "TrainServeSkewError",
     "UnknownFeatureError",
+    "UnknownRunError",
     "UnsupportedInputError",
     "UnsupportedOutputError",
     "UnsupportedReturnAnnotationError",
     "WaitTimeoutError",
     "__version__",
     "cached_feature",
+    "check_serving",
     "default_cache",
     "lineage",
     "mlflow_dataset",
     "register_fingerprint",
+    "serving_manifest",
     "session_stats",
     "why",
 ]
@@ -117,6 +131,14 @@ def __getattr__(name: str) -> Any:
         from featurecache.ops.why import why
 
         return why
+    if name == "check_serving":
+        from featurecache.integrations.mlflow.serving import check_serving
+
+        return check_serving
+    if name == "serving_manifest":
+        from featurecache.ops.skew import serving_manifest
+
+        return serving_manifest
     if name in ("lineage", "mlflow_dataset"):
         from featurecache.integrations.mlflow import lineage as mlflow_lineage
 

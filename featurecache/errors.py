@@ -273,3 +273,68 @@ class NoCacheError(FeatureCacheError, LookupError):
             f"no featurecache cache at {location} (project root: {project_root}); "
             "run your features first or set FEATURECACHE_CATALOG"
         )
+
+
+class UnknownRunError(FeatureCacheError, LookupError):
+    """``check_serving``: no use of a cached feature by this run is recorded where it looked
+    (the catalog, MLflow, or both)."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        self.run_id = run_id
+        self.where = where
+        super().__init__(
+            f"no cached feature used by run {run_id!r} is recorded in {where}; check the run "
+            "id (the training run's run.info.run_id) and that its features ran inside it"
+        )
+
+
+class ServingFeatureMissingError(FeatureCacheError, LookupError):
+    """``check_serving``: features the training run used are not defined in this process, so
+    their code cannot be compared (a check that skipped them would pass silently)."""
+
+    def __init__(self, run_id: str, features: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.features = tuple(features)
+        names = ", ".join(f"`{name}`" for name in self.features)
+        super().__init__(
+            f"run {run_id!r} used {names}, not defined in this process; import the module that "
+            "defines them (featurecache check-serving RUN_ID --module my_pkg.features, or "
+            "check_serving(run_id, features=[...]))"
+        )
+
+
+class TrainServeSkewError(FeatureCacheError, RuntimeError):
+    """The code of features a model was trained with differs from the code this process
+    serves with (``SkewReport.raise_for_skew``)."""
+
+    def __init__(self, run_id: str, differences: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.differences = tuple(differences)
+        super().__init__(f"train/serve skew against run {run_id!r}: " + "; ".join(self.differences))
+
+
+class RunRecordIncompleteError(FeatureCacheError, LookupError):
+    """``check_serving``: the catalog records artifacts a run used but no longer which feature
+    made them (GC collected them, or their entries were cleared), and MLflow was not read."""
+
+    def __init__(self, run_id: str, artifact_ids: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.artifact_ids = tuple(artifact_ids)
+        shown = ", ".join(artifact_id[:12] for artifact_id in self.artifact_ids)
+        super().__init__(
+            f"run {run_id!r} used artifacts the catalog no longer attributes to a feature "
+            f"({shown}: collected or cleared); read the run's record from MLflow "
+            "(set MLFLOW_TRACKING_URI; check-serving --source mlflow)"
+        )
+
+
+class MlflowUnavailableError(FeatureCacheError, ConnectionError):
+    """MLflow was needed (to read a run's record) and did not answer or refused."""
+
+    def __init__(self, tracking_uri: str, problem: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.problem = problem
+        super().__init__(
+            f"MLflow at {tracking_uri} could not be read ({problem}); start the tracking server "
+            "or point MLFLOW_TRACKING_URI at it"
+        )

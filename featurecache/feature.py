@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import os
 import threading
 import types
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -279,6 +281,7 @@ class Feature(Generic[P, R]):
         self.signature = inspect.signature(func)
         self.values = options.values_of(self.signature)
         functools.update_wrapper(self, func)
+        _DEFINED[next(_DEFINED_ORDER)] = self
 
     @property
     def options(self) -> Mapping[str, Any]:
@@ -300,6 +303,14 @@ class Feature(Generic[P, R]):
             strict=self.strict,
             track_library_versions=track_library_versions,
         )
+
+    def code_digest(self) -> str:
+        """The digest of the code this process would key a call with now: the
+        ``code_digest`` the catalog and MLflow record for a fresh call of the same code (library
+        versions count as this feature's cache settings say). A service logs it at start-up, or
+        compares it with the one recorded for the model's training run
+        (``featurecache.check_serving``). Nothing is opened or computed."""
+        return self.code_identity(self.cache.settings.track_library_versions).digest
 
     @property
     def cache(self) -> FeatureCache:
@@ -455,6 +466,19 @@ class BoundFeature:
 
     def __repr__(self) -> str:
         return f"<bound cached feature {self.__func__.name!r} of {self.__self__!r}>"
+
+
+# Every Feature this process has defined, held weakly (a redefined notebook cell lets the old
+# one go), oldest first: how ``featurecache.check_serving`` finds a feature by the name a run
+# recorded.
+_DEFINED: weakref.WeakValueDictionary[int, Feature[..., Any]] = weakref.WeakValueDictionary()
+_DEFINED_ORDER = itertools.count()
+
+
+def defined_features(name: str | None = None) -> list[Feature[..., Any]]:
+    """The live features defined (decorated) in this process, oldest first: all of them, or
+    those named ``name``."""
+    return [f for f in list(_DEFINED.values()) if name is None or f.name == name]
 
 
 def _uncached(feature: Feature[P, R], args: Any, kwargs: Any) -> R:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from featurecache.catalog.by_feature import ClearedFeature
     from featurecache.catalog.maintenance import ArtifactState, DeletePolicy, MarkOutcome
     from featurecache.catalog.queries import ArtifactListing, ArtifactSort, RunUsage
+    from featurecache.catalog.runs import RunArtifactUse
 
 log = logging.getLogger(__name__)
 
@@ -533,6 +534,17 @@ class Catalog:
             self.engine,
             lambda conn: queries.runs_for_artifact(conn, artifact_id),
             what="runs_for_artifact",
+        )
+
+    def artifacts_of_run(self, run_id: str) -> list[RunArtifactUse]:
+        """Every artifact an MLflow run used, with the entries (keys) that name it."""
+        from featurecache.catalog import runs
+        from featurecache.catalog.database import run_read
+
+        return run_read(
+            self.engine,
+            lambda conn: runs.artifacts_of_run(conn, run_id),
+            what="artifacts_of_run",
         )
 
     def add_alias(self, algo: str, value: str, canonical: str) -> None:

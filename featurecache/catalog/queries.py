@@ -414,15 +414,18 @@ def downstream_of(conn: Connection, artifact_id: str) -> list[str]:
     )
 
 
+RUN_USAGE_COLUMNS = (
+    RunUsageRow.run_id,
+    RunUsageRow.artifact_id,
+    RunUsageRow.context,
+    RunUsageRow.tracking_uri,
+    RunUsageRow.at,
+)
+
+
 def runs_for_artifact(conn: Connection, artifact_id: str) -> list[RunUsage]:
     rows = conn.execute(
-        select(
-            RunUsageRow.run_id,
-            RunUsageRow.artifact_id,
-            RunUsageRow.context,
-            RunUsageRow.tracking_uri,
-            RunUsageRow.at,
-        )
+        select(*RUN_USAGE_COLUMNS)
         .where(RunUsageRow.artifact_id == artifact_id)
         .order_by(RunUsageRow.at, RunUsageRow.run_id, RunUsageRow.context)
     )

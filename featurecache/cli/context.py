@@ -112,24 +112,18 @@ def with_cache(data: dict[str, Any], location: CacheLocation) -> dict[str, Any]:
 
 
 def require_cache(settings: Settings) -> None:
-    """``NoCacheError`` unless the configured catalog exists (creates nothing: a missing SQLite
-    file is looked at, never opened; a server database is asked for its schema revision)."""
+    """``NoCacheError`` unless the configured catalog exists (``ops.presence``: creates
+    nothing)."""
     from featurecache.errors import NoCacheError
+    from featurecache.ops.presence import catalog_exists
     from featurecache.store.cachedir import sqlite_path
 
+    if catalog_exists(settings):
+        return
     location = location_of(settings)
     database = sqlite_path(settings.catalog_url)
-    if database is not None:
-        if not database.is_file():
-            where = location.cache_dir or str(database)
-            raise NoCacheError(where, location.root_text)
-        return
-    if settings.catalog_url.startswith("sqlite"):
-        return  # in memory: it exists while it is open
-    from featurecache.catalog import migrate
-
-    if migrate.current(settings.catalog_url) is None:
-        raise NoCacheError(location.catalog, location.root_text)
+    where = (location.cache_dir or str(database)) if database is not None else location.catalog
+    raise NoCacheError(where, location.root_text)
 
 
 def open_catalog(settings: Settings | None = None) -> Catalog:

@@ -13,6 +13,9 @@ from typing import Annotated
 import typer
 
 from featurecache.cli.commands import (
+    check_serving as commands_check_serving,
+)
+from featurecache.cli.commands import (
     clear as commands_clear,
 )
 from featurecache.cli.commands import (
@@ -105,6 +108,7 @@ commands_db.register(app)
 commands_lineage.register(app)
 commands_export.register(app)
 commands_clear.register(app)
+commands_check_serving.register(app)
 
 EX_SOFTWARE = 70
 
