@@ -75,11 +75,12 @@ from featurecache.publish import (
     warn_once,
 )
 from featurecache.results.codec import CompositeStructureError
-from featurecache.settings import Settings, load_settings
+from featurecache.settings import Settings, load_settings, local_tier_dir
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
 from featurecache.store.cachedir import prepare_cache_dir
 from featurecache.store.factory import check_for_cache, open_store
+from featurecache.store.tier import Downloadable, open_tier
 from featurecache.usage import PROCESS, SessionStats, UsageRecorder
 
 if TYPE_CHECKING:
@@ -159,6 +160,8 @@ _MISSING: Any = _Missing()
 # What ``_load`` returns when the store could not be read (unreachable, timed out): the
 # artifact is kept, and the call computes without a lease (another reader would fail the same).
 _UNREADABLE: Any = _Missing()
+# What ``_read_from_tier`` returns when the local tier cannot serve an artifact.
+_NOT_IN_TIER: Any = _Missing()
 
 
 def verify_file(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
@@ -289,6 +292,8 @@ class CacheEngine:
         self.settings = settings
         self.catalog = catalog
         self.store = store
+        # A bounded local copy of a remote store's artifacts (None for a local store, or off).
+        self.tier = open_tier(settings, store)
         # False: nothing is published and no lease is taken (``read_only``, or a store that
         # refused the write probe at open); hits are still served, misses computed.
         self.stores = store_writable and not settings.read_only and not catalog.read_only
@@ -543,8 +548,12 @@ class CacheEngine:
         lazy = kind == "lazy"
         if (path := self.store.local_path(artifact.artifact_id)) is not None:
             return self._load_local(artifact, path, kind, scan=lazy)
-        # A remote store: the download is verified (size, hash, footer) and decoded or,
-        # lazily, scanned from memory; the scan never reads the store again.
+        if self.tier is not None:
+            value = self._read_from_tier(artifact, kind)
+            if value is not _NOT_IN_TIER:
+                return value
+        # A remote store without a usable tier: the download is verified (size, hash, footer)
+        # and decoded or, lazily, scanned from memory; the scan never reads the store again.
         try:
             data = self.store.read_bytes(artifact.artifact_id)
         except ArtifactNotFoundError as exc:
@@ -552,6 +561,43 @@ class CacheEngine:
         verify_file(artifact, len(data), lambda: digest_bytes(data))
         verify_footer(artifact, data)
         return scan_artifact_bytes(data) if lazy else read_artifact(data, kind)
+
+    def _read_from_tier(self, artifact: ArtifactRecord, kind: ReturnKind) -> Any:
+        """A remote artifact read from the local tier's copy (``store.tier``), downloaded and
+        verified first when it is not there; read and verified as a local store's file. A copy
+        that fails verification (damaged on disk) is dropped and downloaded once more; one
+        evicted meanwhile is downloaded again. ``_NOT_IN_TIER`` when the tier cannot hold it."""
+        assert self.tier is not None
+        for _ in range(2):
+            path = self.local_artifact_path(artifact)
+            if path is None:
+                return _NOT_IN_TIER
+            try:
+                return self._load_local(artifact, path, kind, scan=kind == "lazy")
+            except ArtifactCorruptError as exc:
+                log.warning(
+                    "featurecache: local tier copy %s: %s; downloading it again", path, exc.reason
+                )
+                self.tier.discard(artifact.artifact_id)
+            except ArtifactNotFoundError:
+                pass  # evicted between the fetch and the read
+        return _NOT_IN_TIER
+
+    def local_artifact_path(self, artifact: ArtifactRecord) -> Path | None:
+        """Local bytes of a single-file artifact: the local store's file, or the local tier's
+        copy of a remote one, downloaded (and verified against ``artifact``) when it is not
+        there yet. None when the store is remote and the tier is off or cannot hold it. A tier
+        copy is verified on download; verify it again before use where that matters
+        (``_read_from_tier`` does). Raises ``ArtifactNotFoundError``, ``ArtifactCorruptError``
+        (the remote bytes are not the catalog's) and ``StoreError``."""
+        if (path := self.store.local_path(artifact.artifact_id)) is not None:
+            return path
+        if self.tier is None:
+            return None
+        assert isinstance(self.store, Downloadable)
+        return self.tier.fetch(
+            self.store, artifact.artifact_id, artifact.size_bytes, artifact.file_hash
+        )
 
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame
@@ -933,6 +979,8 @@ def composite_of(out: object, feature: str) -> tuple[CompositeResult, str]:
 def _own_exclusions(settings: Settings, catalog: Catalog, store: ArtifactStore) -> Exclusions:
     """The cache's own state folder, local store and SQLite catalog file."""
     folders = [settings.state_dir]
+    if (tier := local_tier_dir(settings)) is not None:
+        folders.append(tier)
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         folders.append(root)
