@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ LOCK_NAME = ".evict.lock"
 STALE_TEMP_SECONDS = 3600.0
 _READ_ONLY = 0o444
 _warned: set[Path] = set()  # tier folders found unusable (warned once per process)
+# How stale a copy's last-use stamp may get (LRU order is that coarse); copies stamped when.
+TOUCH_INTERVAL = 10.0
+_TOUCHED_LIMIT = 4096
+_touched: dict[tuple[str, str], float] = {}  # (tier folder, artifact id) -> monotonic
+_touched_lock = threading.Lock()
 
 
 @runtime_checkable
@@ -83,12 +89,14 @@ class LocalTier:
         self.max_bytes = max_bytes
         # Listing, temp files and holds are the local store's, over the same layout.
         self._files = LocalStore(self.root)
+        self._prefix = f"{self.root}{os.sep}"
 
     def __repr__(self) -> str:
         return f"LocalTier({str(self.root)!r}, max_bytes={self.max_bytes})"
 
     def path_of(self, artifact_id: str) -> Path:
-        return self.root / artifact_name(artifact_id)
+        # One string join, not pathlib's parsing of each part: this is on every hit.
+        return Path(f"{self._prefix}{artifact_name(artifact_id)}")
 
     # -- the hit path ---------------------------------------------------------------------
 
@@ -104,7 +112,7 @@ class LocalTier:
         final = self.path_of(artifact_id)
         try:
             if os.stat(final).st_size == size_bytes:
-                self._touch(final)
+                self._touch(artifact_id)
                 return final
             self.discard(artifact_id)  # a copy of another record of this id: replace it
         except FileNotFoundError:
@@ -123,7 +131,7 @@ class LocalTier:
         try:
             self._download(remote, artifact_id, tmp, size_bytes, file_hash)
             _link_or_keep(tmp, final)
-            self._touch(final)
+            self._touch(artifact_id)
         except StoreError:
             raise
         except OSError as exc:
@@ -161,9 +169,18 @@ class LocalTier:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def _touch(self, final: Path) -> None:
-        """Stamp the copy's last use (its sidecar's mtime: one ``utime``)."""
-        used = _used_path(final)
+    def _touch(self, artifact_id: str) -> None:
+        """Stamp the copy's last use (its sidecar's mtime: one ``utime``), at most once per
+        ``TOUCH_INTERVAL`` per copy and process: a hit then costs one ``stat`` here."""
+        now = time.monotonic()
+        with _touched_lock:
+            last = _touched.get((self._prefix, artifact_id))
+            if last is not None and now - last < TOUCH_INTERVAL:
+                return
+            if len(_touched) >= _TOUCHED_LIMIT:
+                _touched.clear()
+            _touched[self._prefix, artifact_id] = now
+        used = f"{self._prefix}{artifact_name(artifact_id)[: -len(ARTIFACT_SUFFIX)]}{USED_SUFFIX}"
         try:
             os.utime(used)
         except FileNotFoundError:
