@@ -14,7 +14,10 @@ is read). Then:
   only by a publish that proved its content (``store.local``). The scan reads a hold, a hard
   link to the verified file in this process's holds folder (``store.local.hold_file``), so a
   GC that deletes the artifact before ``.collect()`` does not take the file from under it;
-* remote store (S3), eager or lazy: the object is downloaded once, the downloaded bytes are
+* remote store (S3), eager or lazy: the local tier's copy (``store.tier``), downloaded and
+  verified into it by the first hit on this host, is read as a local store's file is (above);
+  a copy that fails verification is dropped and downloaded again. Without a tier (off, or an
+  artifact larger than its bound) the object is downloaded, the downloaded bytes are
   verified, then decoded, or scanned from memory (the scan never reads S3 again).
 
 A local file, eager or lazy, is hashed once per process while it stays the same file,
