@@ -60,6 +60,24 @@ def _only_record(fc: FeatureCache) -> ArtifactRecord:
     return record
 
 
+def _feature(fc: FeatureCache) -> Any:
+    @fc.cached_feature
+    def feature(n: int) -> pl.DataFrame:
+        return _frame(n)
+
+    return feature
+
+
+def _plant_impostor(fc: FeatureCache, record: ArtifactRecord) -> S3Store:
+    """Replace the remote object with one of the same size holding other values."""
+    store = fc.engine.store
+    assert isinstance(store, S3Store)
+    good = bytes(store.read_bytes(record.artifact_id))
+    key = store._key(f"{record.artifact_id[:2]}/{record.artifact_id[2:]}.parquet")
+    store._client().put_object(Bucket=store.bucket, Key=key, Body=good.replace(b"AAAA", b"BBBB"))
+    return store
+
+
 @pytest.fixture
 def tier_root(tmp_path: Path) -> Path:
     return tmp_path / "state" / "tier"
@@ -69,11 +87,7 @@ def test_a_hit_downloads_once_then_reads_the_verified_local_copy(
     s3_store_url: str, tmp_path: Path, tier_root: Path, any_catalog_url: str
 ) -> None:
     with _cache(tmp_path, s3_store_url, any_catalog_url) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(100)  # a miss publishes to S3; nothing is in the tier yet
         assert _tier_files(tier_root) == []
         record = _only_record(fc)
@@ -84,14 +98,7 @@ def test_a_hit_downloads_once_then_reads_the_verified_local_copy(
         assert not copy.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
         assert copy.with_suffix(USED_SUFFIX).exists()
 
-        # The remote object is replaced by an impostor: the tier copy is what hits read.
-        store = fc.engine.store
-        assert isinstance(store, S3Store)
-        key = store._key(f"{record.artifact_id[:2]}/{record.artifact_id[2:]}.parquet")
-        good = bytes(store.read_bytes(record.artifact_id))
-        store._client().put_object(
-            Bucket=store.bucket, Key=key, Body=good.replace(b"AAAA", b"BBBB")
-        )
+        _plant_impostor(fc, record)  # the tier copy is what hits read
         assert feature(100)["tag"][99] == "MARKER-AAAA"
         lazy = fc.engine._read(record, "lazy")
         assert lazy.collect()["tag"][0] == "MARKER-AAAA"
@@ -103,11 +110,7 @@ def test_a_damaged_tier_copy_is_downloaded_again_and_the_remote_is_kept(
     s3_store_url: str, tmp_path: Path, tier_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with _cache(tmp_path, s3_store_url) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(100)
         feature(100)
         [copy] = _tier_files(tier_root)
@@ -131,20 +134,10 @@ def test_a_bad_download_is_never_kept_and_quarantines_the_remote(
     s3_store_url: str, tmp_path: Path, tier_root: Path
 ) -> None:
     with _cache(tmp_path, s3_store_url) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(100)
         record = _only_record(fc)
-        store = fc.engine.store
-        assert isinstance(store, S3Store)
-        good = bytes(store.read_bytes(record.artifact_id))
-        key = store._key(f"{record.artifact_id[:2]}/{record.artifact_id[2:]}.parquet")
-        store._client().put_object(
-            Bucket=store.bucket, Key=key, Body=good.replace(b"AAAA", b"BBBB")
-        )
+        store = _plant_impostor(fc, record)
         tier = fc.engine.tier
         assert tier is not None
         with pytest.raises(ArtifactCorruptError):
@@ -161,11 +154,7 @@ def test_least_recently_used_copies_are_evicted_but_never_a_held_one(
     s3_store_url: str, tmp_path: Path, tier_root: Path
 ) -> None:
     with _cache(tmp_path, s3_store_url) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         for n in (1000, 1001, 1002):
             feature(n)
         records = sorted(
@@ -202,11 +191,7 @@ def test_off_means_every_hit_reads_the_remote_and_nothing_is_written(
 ) -> None:
     with _cache(tmp_path, s3_store_url, local_tier="off") as fc:
         assert fc.engine.tier is None
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(10)
         assert feature(10).height == 10
         assert fc.engine.local_artifact_path(_only_record(fc)) is None
@@ -216,11 +201,7 @@ def test_off_means_every_hit_reads_the_remote_and_nothing_is_written(
 def test_a_folder_given_in_the_setting_is_used(s3_store_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "elsewhere"
     with _cache(tmp_path, s3_store_url, local_tier=str(folder)) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(10)
         record = _only_record(fc)
         path = fc.engine.local_artifact_path(record)  # what a streaming reader calls
@@ -248,11 +229,7 @@ def test_two_processes_downloading_one_artifact_end_with_one_good_file(
     s3_store_url: str, tmp_path: Path, tier_root: Path
 ) -> None:
     with _cache(tmp_path, s3_store_url) as fc:
-
-        @fc.cached_feature
-        def feature(n: int) -> pl.DataFrame:
-            return _frame(n)
-
+        feature = _feature(fc)
         feature(200_000)
         record = _only_record(fc)
     context = multiprocessing.get_context("spawn")
@@ -275,15 +252,11 @@ def test_two_processes_downloading_one_artifact_end_with_one_good_file(
 def _race_features(fc: FeatureCache) -> tuple[Any, Any]:
     """The same two features (the same keys) in the test and in its child process."""
 
-    @fc.cached_feature
-    def feature(n: int) -> pl.DataFrame:
-        return _frame(n)
-
     @fc.cached_feature(lazy=True)
     def scanned(n: int) -> pl.DataFrame:
         return _frame(n)
 
-    return feature, scanned
+    return _feature(fc), scanned
 
 
 def _hits_in_child(
