@@ -570,37 +570,62 @@ class CacheEngine:
         verified first when it is not there; read and verified as a local store's file. A copy
         that fails verification (damaged on disk) is dropped and downloaded once more; one
         evicted meanwhile is downloaded again. ``_NOT_IN_TIER`` when the tier cannot hold it."""
-        assert self.tier is not None
         for _ in range(2):
-            path = self.local_artifact_path(artifact)
+            path = self._tier_copy(artifact)
             if path is None:
                 return _NOT_IN_TIER
             try:
                 return self._load_local(artifact, path, kind, scan=kind == "lazy")
             except ArtifactCorruptError as exc:
-                log.warning(
-                    "featurecache: local tier copy %s: %s; downloading it again", path, exc.reason
-                )
-                self.tier.discard(artifact.artifact_id)
+                self._drop_tier_copy(artifact, path, exc)
             except ArtifactNotFoundError:
                 pass  # evicted between the fetch and the read
         return _NOT_IN_TIER
 
     def local_artifact_path(self, artifact: ArtifactRecord) -> Path | None:
-        """Local bytes of a single-file artifact: the local store's file, or the local tier's
-        copy of a remote one, downloaded (and verified against ``artifact``) when it is not
-        there yet. None when the store is remote and the tier is off or cannot hold it. A tier
-        copy is verified on download; verify it again before use where that matters
-        (``_read_from_tier`` does). Raises ``ArtifactNotFoundError``, ``ArtifactCorruptError``
-        (the remote bytes are not the catalog's) and ``StoreError``."""
+        """Local bytes of a single-file artifact, verified against ``artifact`` (size,
+        whole-file xxh3 and footer, once per process while the file stays unchanged): the
+        local store's file, or the local tier's copy of a remote one, downloaded first when it
+        is not there (a damaged copy is downloaded again). None when the store is remote and
+        the tier is off or cannot hold it. For readers that need a path (a streaming merge); a
+        lazy scan should hold the file (``store.local.hold_file``) against eviction and GC.
+        Raises ``ArtifactNotFoundError``, ``ArtifactCorruptError`` (the store's bytes are not
+        the catalog's) and ``StoreError``."""
         if (path := self.store.local_path(artifact.artifact_id)) is not None:
+            try:
+                _verified_local(artifact, path)
+            except FileNotFoundError:
+                raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
             return path
+        for _ in range(2):
+            path = self._tier_copy(artifact)
+            if path is None:
+                return None
+            try:
+                _verified_local(artifact, path)
+                return path
+            except ArtifactCorruptError as exc:
+                self._drop_tier_copy(artifact, path, exc)
+            except FileNotFoundError:
+                pass  # evicted between the fetch and the check
+        return None
+
+    def _tier_copy(self, artifact: ArtifactRecord) -> Path | None:
+        """The tier's copy of a remote artifact (downloaded and verified when it was not
+        there; a copy already there is verified by its reader), None without a usable tier."""
         if self.tier is None:
             return None
         assert isinstance(self.store, Downloadable)
         return self.tier.fetch(
             self.store, artifact.artifact_id, artifact.size_bytes, artifact.file_hash
         )
+
+    def _drop_tier_copy(
+        self, artifact: ArtifactRecord, path: Path, exc: ArtifactCorruptError
+    ) -> None:
+        log.warning("featurecache: local tier copy %s: %s; downloading it again", path, exc.reason)
+        assert self.tier is not None
+        self.tier.discard(artifact.artifact_id)
 
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame

@@ -207,6 +207,10 @@ def test_a_folder_given_in_the_setting_is_used(s3_store_url: str, tmp_path: Path
         path = fc.engine.local_artifact_path(record)  # what a streaming reader calls
         assert path == folder / record.artifact_id[:2] / f"{record.artifact_id[2:]}.parquet"
         assert hash_file_bytes(str(path)) == record.file_hash
+        path.chmod(0o644)
+        path.write_bytes(path.read_bytes().replace(b"AAAA", b"DDDD"))
+        again = fc.engine.local_artifact_path(record)  # verified: downloaded again
+        assert again == path and hash_file_bytes(str(again)) == record.file_hash
 
 
 # -- several processes --------------------------------------------------------------------
