@@ -50,7 +50,7 @@ def child(input_file: str) -> None:
     feature: Any = cache.cached_feature(tier_artifact)
     assert cache.engine.store is not None  # opened now, not inside the timed call
     parts: dict[str, float] = {}
-    instrument(cache.engine, ["key_for", "_load", "local_artifact_path"], parts)
+    instrument(cache.engine, ["key_for", "_load", "_tier_copy"], parts)
     opened = time.perf_counter()
     frame = feature(Path(input_file))
     done = time.perf_counter()

@@ -35,20 +35,30 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from featurecache.errors import ArtifactCorruptError, StoreError
 from featurecache.settings import Settings, local_tier_dir
 from featurecache.store.base import ArtifactStore
-from featurecache.store.layout import ARTIFACT_SUFFIX, TEMP_PREFIX, artifact_name
+from featurecache.store.layout import (
+    ARTIFACT_SUFFIX,
+    TEMP_PREFIX,
+    artifact_id_of_file,
+    artifact_name,
+    is_shard,
+)
 from featurecache.store.local import LocalStore
 
 log = logging.getLogger(__name__)
 
 USED_SUFFIX = ".used"
 LOCK_NAME = ".evict.lock"
+LEDGER_NAME = ".ledger"
+# A ledger this old is rebuilt by a walk (a process killed between its download and the
+# ledger's update would otherwise leave the ledger short of what is here).
+LEDGER_MAX_AGE_SECONDS = 3600.0
 # A temp file untouched this long is a killed download's leftover (a live one grows steadily).
 STALE_TEMP_SECONDS = 3600.0
 _READ_ONLY = 0o444
@@ -123,7 +133,7 @@ class LocalTier:
         if size_bytes > self.max_bytes:
             return None
         try:
-            self.evict(incoming=size_bytes)
+            self.reserve(size_bytes)
             tmp = self._new_temp(final.parent)
         except OSError as exc:
             self._unusable(exc)
@@ -208,56 +218,97 @@ class LocalTier:
 
     # -- bound ----------------------------------------------------------------------------
 
+    def reserve(self, incoming: int) -> None:
+        """Make room for a download of ``incoming`` bytes. The ledger (``.ledger``: bytes
+        held, time of the last full walk) answers without a walk while it says the download
+        fits; otherwise (or when it is missing, or its walk is older than
+        ``LEDGER_MAX_AGE_SECONDS``) ``evict`` walks the folder and rewrites it. The ledger may
+        only overstate what is here (a copy dropped outside ``evict`` is not subtracted),
+        which makes the walk come sooner, never the bound looser."""
+        with self._evict_lock():
+            ledger = self._read_ledger()
+            fresh = ledger is not None and time.time() - ledger[1] < LEDGER_MAX_AGE_SECONDS
+            if ledger is not None and fresh and ledger[0] + incoming <= self.max_bytes:
+                self._write_ledger(ledger[0] + incoming, ledger[1])
+                return
+            self._evict_locked(incoming)
+
     def evict(self, incoming: int = 0) -> int:
         """Remove least recently used copies until what is here plus ``incoming`` bytes fits
         under ``max_bytes``; copies a reader holds are kept. Also removes leftover temp files
         and the holds of processes that died. Returns the bytes freed."""
         with self._evict_lock():
-            self._files.sweep_holds()
-            freed = self._remove_stale_temp()
-            entries = sorted(self._entries(), key=lambda entry: entry.last_used)
-            total = sum(entry.size for entry in entries) + self._temp_bytes()
-            for entry in entries:
-                if total + incoming <= self.max_bytes:
-                    break
-                if entry.links > 1:
-                    continue  # held by a lazy result's scan (a hold is a hard link)
-                self.discard(entry.artifact_id)
-                total -= entry.size
-                freed += entry.size
+            return self._evict_locked(incoming)
+
+    def _evict_locked(self, incoming: int) -> int:
+        self._files.sweep_holds()
+        walk = self._walk()
+        freed = 0
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for name, size, modified in walk.temps:
+            if modified < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.root / name)
+                freed += size
+            else:
+                incoming += size  # another download in flight
+        total = sum(entry.size for entry in walk.entries)
+        for entry in sorted(walk.entries, key=lambda entry: entry.last_used):
+            if total + incoming <= self.max_bytes:
+                break
+            if entry.links > 1:
+                continue  # held by a lazy result's scan (a hold is a hard link)
+            self.discard(entry.artifact_id)
+            total -= entry.size
+            freed += entry.size
+        self._write_ledger(total + incoming, walk.started)
         return freed
 
     def usage(self) -> TierUsage:
-        entries = list(self._entries())
+        entries = self._walk().entries
         return TierUsage(
             self.root, self.max_bytes, len(entries), sum(entry.size for entry in entries)
         )
 
-    def _entries(self) -> Iterator[_Entry]:
-        for obj in self._files.iter_artifacts():
-            assert obj.artifact_id is not None
-            final = self.root / obj.name
-            try:
-                stat = os.stat(final)
-            except FileNotFoundError:
+    def _walk(self) -> _Walk:
+        """One pass over the shard folders: each file is stat'ed once (copies, their
+        ``.used`` stamps, temp files)."""
+        started = time.time()
+        entries: dict[str, _Entry] = {}
+        used: dict[str, float] = {}
+        temps: list[tuple[str, int, float]] = []
+        for shard in _scandir(self.root):
+            if not is_shard(shard.name) or not shard.is_dir(follow_symlinks=False):
                 continue
-            try:
-                used = os.stat(_used_path(final)).st_mtime
-            except FileNotFoundError:
-                used = stat.st_mtime
-            yield _Entry(obj.artifact_id, stat.st_size, max(used, stat.st_mtime), stat.st_nlink)
+            for entry in _scandir(Path(shard.path)):
+                name = entry.name
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if name.startswith(TEMP_PREFIX):
+                    temps.append((f"{shard.name}/{name}", stat.st_size, stat.st_mtime))
+                elif name.endswith(USED_SUFFIX):
+                    used[shard.name + name[: -len(USED_SUFFIX)]] = stat.st_mtime
+                elif (artifact_id := artifact_id_of_file(shard.name, name)) is not None:
+                    entries[artifact_id] = _Entry(
+                        artifact_id, stat.st_size, stat.st_mtime, stat.st_nlink
+                    )
+        for artifact_id, stamp in used.items():
+            if (found := entries.get(artifact_id)) is not None and stamp > found.last_used:
+                entries[artifact_id] = replace(found, last_used=stamp)
+        return _Walk(started, list(entries.values()), temps)
 
-    def _remove_stale_temp(self) -> int:
-        freed = 0
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        for obj in self._files.iter_temp():
-            if obj.modified_at.timestamp() < cutoff:
-                self._files.remove_object(obj)
-                freed += obj.size_bytes
-        return freed
+    def _read_ledger(self) -> tuple[int, float] | None:
+        try:
+            held, walked = (self.root / LEDGER_NAME).read_text().split()
+            return int(held), float(walked)
+        except (OSError, ValueError):
+            return None
 
-    def _temp_bytes(self) -> int:
-        return sum(obj.size_bytes for obj in self._files.iter_temp())
+    def _write_ledger(self, held: int, walked: float) -> None:
+        with contextlib.suppress(OSError):
+            (self.root / LEDGER_NAME).write_text(f"{max(held, 0)} {walked}\n")
 
     @contextlib.contextmanager
     def _evict_lock(self) -> Iterator[None]:
@@ -276,11 +327,26 @@ class LocalTier:
 
 
 @dataclass(frozen=True)
+class _Walk:
+    started: float  # time.time() when the walk began
+    entries: list[_Entry]
+    temps: list[tuple[str, int, float]]  # (shard/name, size, mtime) of temp files
+
+
+@dataclass(frozen=True)
 class _Entry:
     artifact_id: str
     size: int
     last_used: float
     links: int
+
+
+def _scandir(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _used_path(final: Path) -> Path:
