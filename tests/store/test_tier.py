@@ -264,31 +264,31 @@ def _race_features(fc: FeatureCache) -> tuple[Any, Any]:
 
 
 def _hits_in_child(
-    tmp: str, store_url: str, rounds: int, started: Any, done: Any, out: Any
+    tmp: str, store_url: str, rounds: int, evicting: Any, evictions: Any, done: Any, out: Any
 ) -> None:
     fc = _cache(Path(tmp), store_url)
     feature, scanned = _race_features(fc)
     held = scanned(7000)  # a scan handed out before the evictions, collected after them
-    bad = 0
-    started.set()
-    for i in range(rounds):
-        n = 5000 + i % 3
+    bad = calls = 0
+    evicting.wait()  # the evictor is running: every hit below races with it
+    while calls < rounds or evictions.value < 5:  # at least 5 eviction rounds during the hits
+        n = 5000 + calls % 3
         frame = feature(n)  # eager hits: their copies are evicted and downloaded again
         bad += frame.height != n or frame["x"].sum() != n * (n - 1) // 2
+        calls += 1
     bad += held.collect()["x"].sum() != 7000 * 6999 // 2
     done.set()  # the evictor stops before this process releases its holds at exit
-    out.put((bad, fc.engine.session.hits, fc.engine.session.misses))
+    out.put((bad, calls, fc.engine.session.hits, fc.engine.session.misses))
     fc.close()
 
 
-def _evict_in_child(root: str, started: Any, done: Any, out: Any) -> None:
+def _evict_in_child(root: str, evicting: Any, evictions: Any, done: Any) -> None:
     tier = LocalTier(Path(root), 1)  # evicts every copy it may
-    started.wait()
-    rounds = 0
     while not done.is_set():
         tier.evict()
-        rounds += 1
-    out.put(rounds)
+        with evictions.get_lock():
+            evictions.value += 1
+        evicting.set()
 
 
 def test_hits_racing_with_eviction_stay_correct(
@@ -306,23 +306,28 @@ def test_hits_racing_with_eviction_stay_correct(
             and record.rows == 7000
         ]
     context = multiprocessing.get_context("spawn")
-    started, done = context.Event(), context.Event()
-    hits_out, evict_out = context.Queue(), context.Queue()
+    evicting, done, evictions = context.Event(), context.Event(), context.Value("i", 0)
+    hits_out = context.Queue()
     hitter = context.Process(
-        target=_hits_in_child, args=(str(tmp_path), s3_store_url, 60, started, done, hits_out)
+        target=_hits_in_child,
+        args=(str(tmp_path), s3_store_url, 60, evicting, evictions, done, hits_out),
     )
     evictor = context.Process(
-        target=_evict_in_child, args=(str(tier_root), started, done, evict_out)
+        target=_evict_in_child, args=(str(tier_root), evicting, evictions, done)
     )
     hitter.start()
     evictor.start()
-    bad, hits, misses = hits_out.get(timeout=300)
-    evictions = evict_out.get(timeout=60)
-    for child in (hitter, evictor):
-        child.join()
-        assert child.exitcode == 0
-    assert (bad, hits, misses) == (0, 61, 0)
-    assert evictions > 0
+    try:
+        bad, calls, hits, misses = hits_out.get(timeout=600)
+    finally:
+        done.set()  # a failed hitter must not leave the evictor running
+        for child in (hitter, evictor):
+            child.join(timeout=120)
+            if child.is_alive():
+                child.kill()
+    assert (hitter.exitcode, evictor.exitcode) == (0, 0)
+    assert (bad, hits, misses) == (0, calls + 1, 0)
+    assert calls >= 60 and evictions.value >= 5
     assert held_path.exists()  # the held copy outlived every eviction round
 
 
