@@ -570,17 +570,10 @@ class CacheEngine:
         verified first when it is not there; read and verified as a local store's file. A copy
         that fails verification (damaged on disk) is dropped and downloaded once more; one
         evicted meanwhile is downloaded again. ``_NOT_IN_TIER`` when the tier cannot hold it."""
-        for _ in range(2):
-            path = self._tier_copy(artifact)
-            if path is None:
-                return _NOT_IN_TIER
-            try:
-                return self._load_local(artifact, path, kind, scan=kind == "lazy")
-            except ArtifactCorruptError as exc:
-                self._drop_tier_copy(artifact, path, exc)
-            except ArtifactNotFoundError:
-                pass  # evicted between the fetch and the read
-        return _NOT_IN_TIER
+        scan = kind == "lazy"
+        return self._with_tier_copy(
+            artifact, lambda path: self._load_local(artifact, path, kind, scan=scan)
+        )
 
     def local_artifact_path(self, artifact: ArtifactRecord) -> Path | None:
         """Local bytes of a single-file artifact, verified against ``artifact`` (size,
@@ -597,18 +590,33 @@ class CacheEngine:
             except FileNotFoundError:
                 raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
             return path
+
+        def verified(path: Path) -> Path:
+            _verified_local(artifact, path)
+            return path
+
+        found = self._with_tier_copy(artifact, verified)
+        return None if found is _NOT_IN_TIER else Path(found)
+
+    def _with_tier_copy(self, artifact: ArtifactRecord, use: Callable[[Path], Any]) -> Any:
+        """``use`` the tier's copy of a remote artifact: a copy that fails verification is
+        dropped and downloaded once more, one evicted before ``use`` opened it is downloaded
+        again. ``_NOT_IN_TIER`` when the tier cannot serve it."""
         for _ in range(2):
             path = self._tier_copy(artifact)
             if path is None:
-                return None
+                return _NOT_IN_TIER
             try:
-                _verified_local(artifact, path)
-                return path
+                return use(path)
             except ArtifactCorruptError as exc:
-                self._drop_tier_copy(artifact, path, exc)
-            except FileNotFoundError:
-                pass  # evicted between the fetch and the check
-        return None
+                log.warning(
+                    "featurecache: local tier copy %s: %s; downloading it again", path, exc.reason
+                )
+                assert self.tier is not None
+                self.tier.discard(artifact.artifact_id)
+            except (ArtifactNotFoundError, FileNotFoundError):
+                pass  # evicted between the fetch and the read
+        return _NOT_IN_TIER
 
     def _tier_copy(self, artifact: ArtifactRecord) -> Path | None:
         """The tier's copy of a remote artifact (downloaded and verified when it was not
@@ -619,13 +627,6 @@ class CacheEngine:
         return self.tier.fetch(
             self.store, artifact.artifact_id, artifact.size_bytes, artifact.file_hash
         )
-
-    def _drop_tier_copy(
-        self, artifact: ArtifactRecord, path: Path, exc: ArtifactCorruptError
-    ) -> None:
-        log.warning("featurecache: local tier copy %s: %s; downloading it again", path, exc.reason)
-        assert self.tier is not None
-        self.tier.discard(artifact.artifact_id)
 
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame
