@@ -230,6 +230,17 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             _fmt(imp, ".3f", " s"),
         )
     )
+    tier = summary.get("tier") or {}
+    ratio = tier.get("ratio_tier_vs_local")
+    out.append(
+        _target(
+            f"S3 hit through the local tier / local-store hit ({_mb(tier.get('tier_bytes'))})",
+            ratio,
+            "≤ 1.2×",
+            None if ratio is None else ratio <= 1.2 and bool(tier.get("all_hits")),
+            _fmt(ratio, ".2f", "×"),
+        )
+    )
     ls = summary.get("ls") or {}
     ls_s = ls.get("ls_s")
     name = f"featurecache ls ({summary.get('ls_entries', 0):,} artifacts)"
@@ -360,4 +371,25 @@ def aux_tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[
         )
     if rows:
         tables.append(("Start-up (median of fresh processes)", ["command", "time"], rows))
+    tier = summary.get("tier") or {}
+    if "tier_hit_s" in tier:
+        rows = [
+            [
+                "first S3 hit (downloads into the tier)",
+                _fmt(tier["first_s3_hit"]["call_s"], ".3f", " s"),
+            ],
+            [
+                "S3 hit, FEATURECACHE_LOCAL_TIER=off",
+                _fmt(tier["s3_hit_without_tier"]["call_s"], ".3f", " s"),
+            ],
+            ["S3 hit through the tier (median)", _fmt(tier["tier_hit_s"], ".3f", " s")],
+            ["local-store hit (median)", _fmt(tier["local_hit_s"], ".3f", " s")],
+        ]
+        tables.append(
+            (
+                f"Local tier ({_mb(tier.get('tier_bytes'))} artifact, fresh processes, call only)",
+                ["hit", "time"],
+                rows,
+            )
+        )
     return tables

@@ -281,6 +281,14 @@ def run_extras(args: argparse.Namespace, timeout: float, log: Any) -> dict[str, 
         out["ls"] = built if "error" in built else extras.ls_timing(PYTHON, args.ls_entries, env)
     except RuntimeError as exc:
         out["ls"] = {"error": str(exc)}
+    log(
+        f"local tier: a hit from S3 (moto) through the tier vs the local store ({args.rows:,} rows) …"
+    )
+    out["tier"] = child(
+        ["bench_tier.py", "--emit", "--rows", str(args.rows), "--repeat", str(args.repeat)],
+        env,
+        timeout,
+    )
     for name, value in out.items():
         if isinstance(value, dict) and "error" in value:
             log(f"{name}: ERROR {value['error'][:300]}")

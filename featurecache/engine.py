@@ -14,7 +14,10 @@ is read). Then:
   only by a publish that proved its content (``store.local``). The scan reads a hold, a hard
   link to the verified file in this process's holds folder (``store.local.hold_file``), so a
   GC that deletes the artifact before ``.collect()`` does not take the file from under it;
-* remote store (S3), eager or lazy: the object is downloaded once, the downloaded bytes are
+* remote store (S3), eager or lazy: the local tier's copy (``store.tier``), downloaded and
+  verified into it by the first hit on this host, is read as a local store's file is (above);
+  a copy that fails verification is dropped and downloaded again. Without a tier (off, or an
+  artifact larger than its bound) the object is downloaded, the downloaded bytes are
   verified, then decoded, or scanned from memory (the scan never reads S3 again).
 
 A local file, eager or lazy, is hashed once per process while it stays the same file,
@@ -75,11 +78,12 @@ from featurecache.publish import (
     warn_once,
 )
 from featurecache.results.codec import CompositeStructureError
-from featurecache.settings import Settings, load_settings
+from featurecache.settings import Settings, load_settings, local_tier_dir
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
 from featurecache.store.base import ArtifactStore
 from featurecache.store.cachedir import prepare_cache_dir
 from featurecache.store.factory import check_for_cache, open_store
+from featurecache.store.tier import Downloadable, open_tier
 from featurecache.usage import PROCESS, SessionStats, UsageRecorder
 
 if TYPE_CHECKING:
@@ -159,6 +163,8 @@ _MISSING: Any = _Missing()
 # What ``_load`` returns when the store could not be read (unreachable, timed out): the
 # artifact is kept, and the call computes without a lease (another reader would fail the same).
 _UNREADABLE: Any = _Missing()
+# What ``_read_from_tier`` returns when the local tier cannot serve an artifact.
+_NOT_IN_TIER: Any = _Missing()
 
 
 def verify_file(artifact: ArtifactRecord, size: int, file_hash: Callable[[], str]) -> None:
@@ -289,6 +295,8 @@ class CacheEngine:
         self.settings = settings
         self.catalog = catalog
         self.store = store
+        # A bounded local copy of a remote store's artifacts (None for a local store, or off).
+        self.tier = open_tier(settings, store)
         # False: nothing is published and no lease is taken (``read_only``, or a store that
         # refused the write probe at open); hits are still served, misses computed.
         self.stores = store_writable and not settings.read_only and not catalog.read_only
@@ -544,8 +552,12 @@ class CacheEngine:
         lazy = kind == "lazy"
         if (path := self.store.local_path(artifact.artifact_id)) is not None:
             return self._load_local(artifact, path, kind, scan=lazy)
-        # A remote store: the download is verified (size, hash, footer) and decoded or,
-        # lazily, scanned from memory; the scan never reads the store again.
+        if self.tier is not None:
+            value = self._read_from_tier(artifact, kind)
+            if value is not _NOT_IN_TIER:
+                return value
+        # A remote store without a usable tier: the download is verified (size, hash, footer)
+        # and decoded or, lazily, scanned from memory; the scan never reads the store again.
         try:
             data = self.store.read_bytes(artifact.artifact_id)
         except ArtifactNotFoundError as exc:
@@ -553,6 +565,69 @@ class CacheEngine:
         verify_file(artifact, len(data), lambda: digest_bytes(data))
         verify_footer(artifact, data)
         return scan_artifact_bytes(data) if lazy else read_artifact(data, kind)
+
+    def _read_from_tier(self, artifact: ArtifactRecord, kind: ReturnKind) -> Any:
+        """A remote artifact read from the local tier's copy (``store.tier``), downloaded and
+        verified first when it is not there; read and verified as a local store's file. A copy
+        that fails verification (damaged on disk) is dropped and downloaded once more; one
+        evicted meanwhile is downloaded again. ``_NOT_IN_TIER`` when the tier cannot hold it."""
+        scan = kind == "lazy"
+        return self._with_tier_copy(
+            artifact, lambda path: self._load_local(artifact, path, kind, scan=scan)
+        )
+
+    def local_artifact_path(self, artifact: ArtifactRecord) -> Path | None:
+        """Local bytes of a single-file artifact, verified against ``artifact`` (size,
+        whole-file xxh3 and footer, once per process while the file stays unchanged): the
+        local store's file, or the local tier's copy of a remote one, downloaded first when it
+        is not there (a damaged copy is downloaded again). None when the store is remote and
+        the tier is off or cannot hold it. For readers that need a path (a streaming merge); a
+        lazy scan should hold the file (``store.local.hold_file``) against eviction and GC.
+        Raises ``ArtifactNotFoundError``, ``ArtifactCorruptError`` (the store's bytes are not
+        the catalog's) and ``StoreError``."""
+        if (path := self.store.local_path(artifact.artifact_id)) is not None:
+            try:
+                _verified_local(artifact, path)
+            except FileNotFoundError:
+                raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
+            return path
+
+        def verified(path: Path) -> Path:
+            _verified_local(artifact, path)
+            return path
+
+        found = self._with_tier_copy(artifact, verified)
+        return None if found is _NOT_IN_TIER else Path(found)
+
+    def _with_tier_copy(self, artifact: ArtifactRecord, use: Callable[[Path], Any]) -> Any:
+        """``use`` the tier's copy of a remote artifact: a copy that fails verification is
+        dropped and downloaded once more, one evicted before ``use`` opened it is downloaded
+        again. ``_NOT_IN_TIER`` when the tier cannot serve it."""
+        for _ in range(2):
+            path = self._tier_copy(artifact)
+            if path is None:
+                return _NOT_IN_TIER
+            try:
+                return use(path)
+            except ArtifactCorruptError as exc:
+                log.warning(
+                    "featurecache: local tier copy %s: %s; downloading it again", path, exc.reason
+                )
+                assert self.tier is not None
+                self.tier.discard(artifact.artifact_id)
+            except (ArtifactNotFoundError, FileNotFoundError):
+                pass  # evicted between the fetch and the read
+        return _NOT_IN_TIER
+
+    def _tier_copy(self, artifact: ArtifactRecord) -> Path | None:
+        """The tier's copy of a remote artifact (downloaded and verified when it was not
+        there; a copy already there is verified by its reader), None without a usable tier."""
+        if self.tier is None:
+            return None
+        assert isinstance(self.store, Downloadable)
+        return self.tier.fetch(
+            self.store, artifact.artifact_id, artifact.size_bytes, artifact.file_hash
+        )
 
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame
@@ -934,6 +1009,8 @@ def composite_of(out: object, feature: str) -> tuple[CompositeResult, str]:
 def _own_exclusions(settings: Settings, catalog: Catalog, store: ArtifactStore) -> Exclusions:
     """The cache's own state folder, local store and SQLite catalog file."""
     folders = [settings.state_dir]
+    if (tier := local_tier_dir(settings)) is not None:
+        folders.append(tier)
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         folders.append(root)

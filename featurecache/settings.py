@@ -60,6 +60,10 @@ class Settings:
     remote_timeout_seconds: float = DEFAULT_REMOTE_TIMEOUT_SECONDS
     # A consumer that never writes: hits are served, misses computed and not stored, no leases.
     read_only: bool = False
+    # The local tier in front of a remote (S3) store (``store.tier``): "on" (under
+    # ``state_dir``), "off", or a folder; and its size bound in bytes (LRU eviction).
+    local_tier: str = "on"
+    local_tier_max_bytes: int = 20 * 10**9
     # After a miss's body ran, re-fingerprint every frame/array argument and warn if its content
     # changed in place (``fingerprint.mutation``). Off: it costs a second hash of those inputs.
     check_input_mutation: bool = False
@@ -116,6 +120,60 @@ def _parse_int(name: str, raw: object) -> int:
     if value <= 0:
         raise ConfigError(name, f"{raw!r} must be positive", "Give a number above zero.")
     return value
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def _parse_size(name: str, raw: object) -> int:
+    """A size in bytes: a whole number, or a number with a unit (``20GB``, ``1.5 GiB``,
+    ``500MB``; decimal ``KB/MB/GB/TB``, binary ``KiB/MiB/GiB/TiB``)."""
+    if isinstance(raw, bool):
+        raise ConfigError(name, f"{raw!r} is not a size", 'Give bytes or a size like "20GB".')
+    text = str(raw).strip().replace(" ", "").replace("_", "")
+    number = text.rstrip("bBkKmMgGtTiI")
+    unit = text[len(number) :].upper()
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise ConfigError(
+            name,
+            f"{raw!r} is not a size",
+            'Give bytes or a number with a unit: "20GB", "500MB", "1.5GiB".',
+        ) from None
+    if value < 1:
+        raise ConfigError(name, f"{raw!r} must be positive", "Give a size above zero.")
+    return int(value)
+
+
+_TIER_OFF = {"off", "0", "false", "no", "none"}
+_TIER_ON = {"on", "1", "true", "yes", "auto"}
+
+
+def _parse_local_tier(name: str, raw: object) -> str:
+    """``"on"`` (the default folder), ``"off"``, or a folder (kept as given; relative folders
+    resolve from the project root)."""
+    if isinstance(raw, bool):
+        return "on" if raw else "off"
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError(name, "is empty", 'Give "on", "off" or a folder.')
+    if text.lower() in _TIER_OFF:
+        return "off"
+    if text.lower() in _TIER_ON:
+        return "on"
+    return str(Path(text).expanduser())
 
 
 def _parse_compression(name: str, raw: object) -> str:
@@ -189,6 +247,8 @@ _KNOWN: dict[str, tuple[str, Any]] = {
     "BACKGROUND_PUBLISH": ("background_publish", _parse_bool),
     "REMOTE_TIMEOUT": ("remote_timeout_seconds", _parse_float),
     "READ_ONLY": ("read_only", _parse_bool),
+    "LOCAL_TIER": ("local_tier", _parse_local_tier),
+    "LOCAL_TIER_MAX": ("local_tier_max_bytes", _parse_size),
     "CHECK_INPUT_MUTATION": ("check_input_mutation", _parse_bool),
     "MLFLOW_EXPERIMENT": ("mlflow_experiment", _parse_str),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", _parse_str),
@@ -331,6 +391,17 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     parsed = parse_overrides(changes)
     sources = {**settings.sources, **dict.fromkeys(parsed, "explicit")}
     return replace(settings, sources=sources, **parsed)
+
+
+def local_tier_dir(settings: Settings) -> Path | None:
+    """Where the local tier lives: ``<state_dir>/tier`` by default, a folder given in
+    ``FEATURECACHE_LOCAL_TIER`` (relative to the project root), or None when it is off."""
+    if settings.local_tier == "off":
+        return None
+    if settings.local_tier == "on":
+        return settings.state_dir / "tier"
+    folder = Path(settings.local_tier)
+    return folder if folder.is_absolute() else settings.project_root / folder
 
 
 def _parse_path(name: str, raw: object) -> Path:

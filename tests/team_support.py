@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from featurecache.catalog import Catalog
 from featurecache.catalog.database import run_read
 from featurecache.catalog.models import CacheEntry, Lease
 from featurecache.catalog.records import ArtifactRecord
-from featurecache.settings import load_settings
+from featurecache.settings import load_settings, local_tier_dir
 from featurecache.store.base import ArtifactStore, StoredObject
 from featurecache.store.factory import open_store
 from tests.e2e import SESSION, Project, Running
@@ -64,6 +65,7 @@ def _digest(frame):
 # (atomic for short writes), so concurrent processes never lose a count.
 COUNTER = """
 import os
+import shutil
 
 CALLS = "calls.log"
 
@@ -130,6 +132,12 @@ class TeamBackend:
             store_url=self.project.store_url,
         )
         return open_store(self.project.store_url, settings, check=False)
+
+    def drop_local_tier(self) -> None:
+        """Empty this host's local tier (``store.tier``): the next hit downloads again."""
+        folder = local_tier_dir(load_settings(environ={}, cwd=self.project.root))
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def entries(self) -> list[tuple[str, str, str]]:
         """Every cache entry row: (feature, key_id, artifact_id)."""

@@ -309,7 +309,10 @@ def test_an_s3_lazy_hit_is_verified_and_scanned_from_the_download(
     settings = load_settings(environ={}, cwd=tmp_path)
     store = open_store(s3_store_url, settings)
     with FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'catalog.db'}", store=store, background_publish=False
+        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        store=store,
+        background_publish=False,
+        local_tier="off",  # every hit downloads (the tier's own checks: tests/store/test_tier.py)
     ) as fc:
 
         @fc.cached_feature(lazy=True)

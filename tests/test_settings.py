@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from featurecache.errors import ConfigError
-from featurecache.settings import find_project_root, load_settings
+from featurecache.settings import find_project_root, load_settings, local_tier_dir
 
 
 def _project(tmp_path: Path, table: str = "") -> Path:
@@ -233,3 +233,44 @@ def test_every_value_remembers_where_it_came_from(tmp_path: Path) -> None:
     from featurecache.settings import with_overrides
 
     assert with_overrides(settings, compression="none").source("compression") == "explicit"
+
+
+# -- the local tier (issue 14) -------------------------------------------------------------
+
+
+def test_the_local_tier_is_on_under_the_state_folder_by_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert local_tier_dir(settings) == tmp_path / ".featurecache" / "state" / "tier"
+    assert settings.local_tier_max_bytes == 20 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("raw", "folder"),
+    [("off", None), ("FALSE", None), ("on", "state/tier"), ("tiers/here", "tiers/here")],
+)
+def test_the_local_tier_setting_turns_it_off_or_moves_it(
+    tmp_path: Path, raw: str, folder: str | None
+) -> None:
+    environ = {"FEATURECACHE_LOCAL_TIER": raw, "FEATURECACHE_STATE_DIR": str(tmp_path / "state")}
+    settings = load_settings(environ=environ, cwd=tmp_path)
+    assert local_tier_dir(settings) == (None if folder is None else tmp_path / folder)
+
+
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [("20GB", 20 * 10**9), ("500 MB", 500 * 10**6), ("1.5GiB", 3 * 2**29), ("4096", 4096)],
+)
+def test_the_local_tier_bound_takes_sizes(tmp_path: Path, raw: str, size: int) -> None:
+    settings = load_settings(environ={"FEATURECACHE_LOCAL_TIER_MAX": raw}, cwd=tmp_path)
+    assert settings.local_tier_max_bytes == size
+    assert (
+        load_settings(environ={}, cwd=tmp_path, local_tier_max_bytes=raw).local_tier_max_bytes
+        == size
+    )
+
+
+@pytest.mark.parametrize("raw", ["20XB", "GB", "-1GB", "0", ""])
+def test_a_bad_local_tier_bound_names_the_variable(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match="FEATURECACHE_LOCAL_TIER_MAX"):
+        load_settings(environ={"FEATURECACHE_LOCAL_TIER_MAX": raw}, cwd=tmp_path)

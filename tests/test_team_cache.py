@@ -186,6 +186,8 @@ def test_artifacts_deleted_behind_the_catalogs_back_are_recomputed(team: TeamBac
     assert len(deleted) == 2
     for artifact_id in deleted:
         assert store.delete(artifact_id)
+    # A copy in this host's local tier is still the artifact's bytes, and would be served.
+    team.drop_local_tier()
 
     proc = team.run(BOTH_KINDS)
     assert proc.returncode == 0, proc.stderr

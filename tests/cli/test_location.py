@@ -225,6 +225,35 @@ def test_info_says_where_every_value_came_from_and_creates_nothing(
     assert not (root / ".featurecache").exists()
 
 
+def test_info_shows_the_local_tier_of_an_s3_store_without_creating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    root = project(tmp_path).resolve()
+    monkeypatch.chdir(root)
+    code, out, _ = run("info")
+    assert code == 0 and "tier      none: the store is local" in out.splitlines()
+    assert json.loads(run("info", "--json")[1])["local_tier"] is None
+
+    monkeypatch.setenv("FEATURECACHE_STORE", "s3://bucket/features")
+    monkeypatch.setenv("FEATURECACHE_LOCAL_TIER_MAX", "5GB")
+    folder = root / ".featurecache" / "state" / "tier"
+    assert f"tier      {folder}: 0 files, " in run("info")[1]
+    report = json.loads(run("info", "--json")[1])
+    assert report["local_tier"] == {
+        "folder": str(folder),
+        "files": 0,
+        "bytes": 0,
+        "max_bytes": 5 * 10**9,
+    }
+    assert report["settings"]["local_tier_max"] == {
+        "value": 5 * 10**9,
+        "source": "FEATURECACHE_LOCAL_TIER_MAX",
+    }
+    monkeypatch.setenv("FEATURECACHE_LOCAL_TIER", "off")
+    assert "tier      off (FEATURECACHE_LOCAL_TIER=off): every hit downloads" in run("info")[1]
+    assert not (root / ".featurecache").exists()
+
+
 def test_db_current_reports_a_missing_catalog_without_creating_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
 ) -> None:

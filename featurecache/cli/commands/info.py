@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from featurecache.cli.output import JsonFlag, print_json, print_table
+from featurecache.cli.output import JsonFlag, human_bytes, print_json, print_table
 
 if TYPE_CHECKING:
     from featurecache.settings import Settings
@@ -28,11 +28,13 @@ def info(as_json: JsonFlag = False) -> None:
     location = location_of(settings)
     rows = _rows(settings)
     exists = _exists(settings)
+    tier = _tier(settings)
     if as_json:
         report = {
             "project_root": None if settings.project is None else str(settings.project),
             "default_cache_dir": str(settings.cache_dir) if settings.cache_dir else None,
             "exists": exists,
+            "local_tier": tier,
             "settings": {name: {"value": value, "source": source} for name, value, source in rows},
         }
         print_json(with_cache(report, location))
@@ -50,6 +52,7 @@ def info(as_json: JsonFlag = False) -> None:
     )
     typer.echo(f"store     {location.store} ({_short(settings.source('store_url'))})")
     typer.echo(f"state     {settings.state_dir} ({_short(settings.source('state_dir'))})")
+    typer.echo(f"tier      {_tier_text(settings, tier)}")
     typer.echo(f"exists    {_exists_text(exists)}")
     print_table(
         "settings",
@@ -105,6 +108,36 @@ def _exists(settings: Settings) -> bool | None:
 
     database = sqlite_path(settings.catalog_url)
     return None if database is None else database.is_file()
+
+
+def _tier(settings: Settings) -> dict[str, Any] | None:
+    """The local tier in front of an S3 store: its folder, what it holds and its bound. None
+    when there is none (a local store, or FEATURECACHE_LOCAL_TIER=off). Lists the folder;
+    creates nothing."""
+    from featurecache.settings import local_tier_dir
+    from featurecache.store.tier import LocalTier
+
+    folder = local_tier_dir(settings)
+    if folder is None or not settings.store_url.lower().startswith("s3://"):
+        return None
+    usage = LocalTier(folder, settings.local_tier_max_bytes).usage()
+    return {
+        "folder": str(usage.folder),
+        "files": usage.files,
+        "bytes": usage.bytes,
+        "max_bytes": usage.max_bytes,
+    }
+
+
+def _tier_text(settings: Settings, tier: dict[str, Any] | None) -> str:
+    if tier is None:
+        if settings.local_tier == "off":
+            return "off (FEATURECACHE_LOCAL_TIER=off): every hit downloads"
+        return "none: the store is local"
+    return (
+        f"{tier['folder']}: {tier['files']} files, {human_bytes(tier['bytes'])} of at most "
+        f"{human_bytes(tier['max_bytes'])}"
+    )
 
 
 def _exists_text(exists: bool | None) -> str:

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from featurecache.errors import (
     ArtifactNotFoundError,
@@ -78,6 +78,7 @@ UPLOAD_MARK = "?uploadId="  # temp-object names: "<key relative to prefix>?uploa
 _CONFLICT_RETRIES = 6
 _READ_RETRIES = 3
 _COPY_OBJECT_LIMIT = 5 * 1024 * MIB  # CopyObject's single-request limit
+_T = TypeVar("_T")
 
 
 def _backoff(attempt: int) -> None:
@@ -319,19 +320,31 @@ class S3Store:
 
     def _download(self, key: str, handle: Any) -> tuple[int, str]:
         """Copy the object into ``handle``: its size and xxh3-128."""
-        hasher = new_hasher()
-        size = 0
         response = self._call("get_object", key)
         with translate_errors("get_object (body)", self._location(key)):
-            for chunk in response["Body"].iter_chunks(8 * MIB):
-                hasher.update(chunk)
-                handle.write(chunk)
-                size += len(chunk)
-        return size, str(hasher.hexdigest())
+            return _copy_body(response["Body"], handle)
 
     # -- read -------------------------------------------------------------------------------
 
     def read_bytes(self, artifact_id: str) -> memoryview:
+        def whole(response: Any) -> memoryview:
+            return memoryview(response["Body"].read())
+
+        return self._get(artifact_id, whole)
+
+    def download_to(self, artifact_id: str, path: Path) -> tuple[int, str]:
+        """Stream the artifact into the local file ``path`` (created or truncated), hashing it
+        on the way: its size and xxh3-128. Retried like ``read_bytes``; the local tier
+        (``store.tier``) calls it."""
+
+        def into_file(response: Any) -> tuple[int, str]:
+            with path.open("wb") as handle:
+                return _copy_body(response["Body"], handle)
+
+        return self._get(artifact_id, into_file)
+
+    def _get(self, artifact_id: str, consume: Callable[[Any], _T]) -> _T:
+        """``consume`` the artifact's GetObject response, retried under one deadline."""
         key = self._key(artifact_name(artifact_id))
         # One deadline over the retries: none starts after it (a body still arriving goes on).
         with remote_deadline(self.remote_timeout):
@@ -339,8 +352,7 @@ class S3Store:
                 try:
                     response = self._call("get_object", key)
                     with translate_errors("get_object (body)", self._location(key)):
-                        data = response["Body"].read()
-                    return memoryview(data)
+                        return consume(response)
                 except S3RequestError as exc:
                     if exc.not_found:
                         raise ArtifactNotFoundError(artifact_id, self.location) from None
@@ -499,6 +511,17 @@ class S3Store:
             stacklevel=2,
         )
         self._conditional = False
+
+
+def _copy_body(body: Any, handle: Any) -> tuple[int, str]:
+    """Copy a GetObject body into ``handle``: its size and xxh3-128."""
+    hasher = new_hasher()
+    size = 0
+    for chunk in body.iter_chunks(8 * MIB):
+        hasher.update(chunk)
+        handle.write(chunk)
+        size += len(chunk)
+    return size, str(hasher.hexdigest())
 
 
 def _hash_file(path: Path) -> tuple[int, str]:
