@@ -34,6 +34,7 @@ from featurecache.fingerprint import carry
 from featurecache.fingerprint.arrow.content import fingerprint_array, fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.frame_info import carried_schema, frame_shape, schema_of
+from featurecache.fingerprint.models import fingerprint_model, is_model
 from featurecache.fingerprint.object_inputs import fingerprint_declared, fingerprint_instance
 from featurecache.fingerprint.objects import refusal_hint
 from featurecache.fingerprint.pathstr import fingerprint_path_str, names_data
@@ -78,6 +79,8 @@ SUPPORTED_INPUTS = (
     "featurecache DvcPath (a DVC-tracked file at a git revision)",
     "dataclasses, NamedTuples, attrs classes, pydantic models (their fields)",
     "instances of your own classes (their attributes)",
+    "scikit-learn estimators and LightGBM Boosters (fitted state, parameters, versions)",
+    "str MLflow model URI: models:/name/version, models:/name@alias, runs:/id/path",
     "types taught with featurecache.register_fingerprint",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
@@ -142,6 +145,8 @@ def _fingerprint(
     special = _special(value)
     if special is not None:
         return special(argument, where, value)
+    if is_model(value):
+        return fingerprint_model(argument, where, value)
     if isinstance(value, os.PathLike):
         return files.fingerprint(argument, value)
     if isinstance(value, str) and _STR_PATHS.get():
