@@ -272,29 +272,29 @@ def is_user_module(module: str) -> bool:
 
 
 def _shown_model(value: Any) -> dict[str, Any]:
-    """The model's parameters (``get_params(deep=False)``) as ``why`` shows them: plain values
-    as they are, nested estimators by class name."""
+    """The model's parameters as ``why`` shows them: ``get_params(deep=True)``, so a nested
+    step's parameter is named (``logisticregression__C``); plain values as they are, nested
+    estimators by class name, anything else by type. Display only: the key covers it all."""
     try:
-        params = value.get_params(deep=False) if hasattr(value, "get_params") else {}
+        params = value.get_params(deep=True) if hasattr(value, "get_params") else {}
     except Exception:  # noqa: BLE001 - a user estimator's get_params only feeds the display
         return {}
     shown: dict[str, Any] = {}
     for name, item in sorted(params.items()):
         if is_model(item):
             shown[name] = f"{type(item).__qualname__}(…)"
-        elif isinstance(item, list | tuple) and any(
-            isinstance(step, tuple) and any(is_model(s) for s in step) for step in item
-        ):
-            shown[name] = [
-                [s if not is_model(s) else f"{type(s).__qualname__}(…)" for s in step]
-                if isinstance(step, tuple)
-                else str(step)
-                for step in item
-            ]
+        elif isinstance(item, _PLAIN):
+            shown[name] = json_value(item)
+        elif isinstance(item, list | tuple) and any(is_model(step) for step in _flat(item)):
+            continue  # a Pipeline's ``steps``: their parameters are listed one by one
         else:
-            plain = json_value(item) if isinstance(item, (*_PLAIN, list, tuple, dict)) else None
-            shown[name] = plain if plain is not None or item is None else type(item).__qualname__
+            plain = json_value(item) if isinstance(item, list | tuple | dict) else None
+            shown[name] = plain if plain is not None else type(item).__qualname__
     return shown
+
+
+def _flat(items: list[Any] | tuple[Any, ...]) -> list[Any]:
+    return [x for item in items for x in (item if isinstance(item, tuple) else (item,))]
 
 
 def model_changes(before: object, after: object) -> list[str]:
