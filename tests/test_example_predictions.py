@@ -5,35 +5,18 @@ hyperparameter recomputes only that model's predictions, ``why`` naming the para
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import REPO
+from tests.e2e import run_example
 
 pytestmark = pytest.mark.slow  # three fresh processes importing scikit-learn and LightGBM
 
 
 def test_the_predictions_example_does_no_inference_when_warm(tmp_path: Path) -> None:
     pytest.importorskip("lightgbm")
-    example = tmp_path / "predictions"
-    shutil.copytree(
-        REPO / "examples" / "predictions",
-        example,
-        ignore=shutil.ignore_patterns(".featurecache", "__pycache__"),
-    )
-    proc = subprocess.run(
-        [sys.executable, str(example / "run_example.py"), "3000"],
-        cwd=example,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "warm       inferences 0 (0 rows)  hits 4  misses 0" in proc.stdout
-    assert "param `logisticregression__C`: 1.0 → 0.5" in proc.stdout
-    assert "warm runs did no inference" in proc.stdout
+    out = run_example("predictions", tmp_path, "3000").stdout
+    assert "warm       inferences 0 (0 rows)  hits 4  misses 0" in out
+    assert "param `logisticregression__C`: 1.0 → 0.5" in out
+    assert "warm runs did no inference" in out

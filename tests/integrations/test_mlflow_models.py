@@ -61,12 +61,19 @@ def register(name: str, seed: int) -> Any:
         )
 
 
+def predict_with(model_uri: str, x: np.ndarray) -> np.ndarray:
+    """The prediction function the tests cache: loads the model the URI names."""
+    import mlflow
+
+    ran_with.append(model_uri)
+    return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(x))
+
+
 @pytest.mark.mlflow
 @pytest.mark.slow  # a real mlflow server, models logged and downloaded
 def test_a_moved_alias_misses_and_why_names_the_new_version(
     tracking: str, cache: FeatureCache
 ) -> None:
-    import mlflow
     from mlflow import MlflowClient
 
     name = f"churn-{uuid.uuid4().hex[:8]}"
@@ -75,11 +82,7 @@ def test_a_moved_alias_misses_and_why_names_the_new_version(
     client = MlflowClient()
     client.set_registered_model_alias(name, "champion", "1")
 
-    @cache.cached_feature(ignore=["ran_with"])
-    def predict(model_uri: str, x: np.ndarray) -> np.ndarray:
-        ran_with.append(model_uri)
-        return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(x))
-
+    predict = cache.cached_feature(ignore=["ran_with"])(predict_with)
     x = np.random.default_rng(9).normal(size=(50, 3))
     alias = f"models:/{name}@champion"
     first = predict(alias, x)
@@ -108,16 +111,11 @@ def test_a_moved_alias_misses_and_why_names_the_new_version(
 def test_runs_and_logged_model_uris_are_keyed_by_content(
     tracking: str, cache: FeatureCache
 ) -> None:
-    import mlflow
 
     info = register(f"runs-{uuid.uuid4().hex[:8]}", 2)
     other = register(f"runs-{uuid.uuid4().hex[:8]}", 2)  # the same fit, logged again
 
-    @cache.cached_feature(ignore=["ran_with"])
-    def predict(model_uri: str, x: np.ndarray) -> np.ndarray:
-        ran_with.append(model_uri)
-        return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(x))
-
+    predict = cache.cached_feature(ignore=["ran_with"])(predict_with)
     x = np.random.default_rng(3).normal(size=(20, 3))
     by_run = f"runs:/{info.run_id}/model"
     predict(by_run, x)
