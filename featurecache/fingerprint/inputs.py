@@ -79,8 +79,8 @@ SUPPORTED_INPUTS = (
     "featurecache DvcPath (a DVC-tracked file at a git revision)",
     "dataclasses, NamedTuples, attrs classes, pydantic models (their fields)",
     "instances of your own classes (their attributes)",
-    "scikit-learn estimators and LightGBM Boosters (fitted state, parameters, versions)",
-    "str MLflow model URI: models:/name/version, models:/name@alias, runs:/id/path",
+    "scikit-learn estimators, LightGBM Boosters",
+    "str MLflow model URIs (models:/…, runs:/…)",
     "types taught with featurecache.register_fingerprint",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
@@ -145,8 +145,6 @@ def _fingerprint(
     special = _special(value)
     if special is not None:
         return special(argument, where, value)
-    if is_model(value):
-        return fingerprint_model(argument, where, value)
     if isinstance(value, os.PathLike):
         return files.fingerprint(argument, value)
     if isinstance(value, str) and _STR_PATHS.get():
@@ -155,6 +153,8 @@ def _fingerprint(
             return named
     if is_plain_scalar(value) or isinstance(value, CONTAINERS):
         return _plain(argument, where, value, files)
+    if is_model(value):  # after the common values: they never pay for the check
+        return fingerprint_model(argument, where, value)
     instance = fingerprint_instance(argument, where, value, _recurse(argument, files))
     if instance is not None:
         return instance
