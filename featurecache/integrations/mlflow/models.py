@@ -16,7 +16,9 @@ every file of the model's artifacts (relative path, size, xxh3 of the bytes), do
 ``mlflow.artifacts.download_artifacts`` from the *pinned* URI (``models:/name/4``, never the
 alias again, which may have moved meanwhile). A registered version's artifacts do not change,
 so its content digest is computed once per process; a run's artifacts can be added to, so a
-``runs:/`` digest is reused only while the artifact listing (paths and sizes) is unchanged. The
+``runs:/`` digest is reused only while the run's artifact listing (paths and sizes) is
+unchanged, and not at all when the run lists nothing at that path (MLflow resolved the URI
+elsewhere, such as to a logged model): then the model is downloaded at every call. The
 text of the URI is not in the fingerprint: ``models:/churn@champion`` and ``models:/churn/4``
 give the same key while the alias points at version 4.
 """
@@ -176,7 +178,10 @@ def _content(client: Any, argument: str, resolved: ResolvedModel) -> str:
     if resolved.version is not None or resolved.model_id is not None:
         memo: tuple[Any, ...] = (resolved.registry, resolved.pinned)
     else:
-        memo = (resolved.registry, resolved.pinned, _listing(client, resolved))
+        listing = _listing(client, resolved)
+        if not listing:  # served from elsewhere (a logged model): nothing to compare with
+            return _download_digest(argument, resolved)
+        memo = (resolved.registry, resolved.pinned, listing)
     with _LOCK:
         found = _DIGESTS.get(memo)
     if found is not None:
