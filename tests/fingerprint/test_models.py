@@ -227,3 +227,23 @@ def test_why_names_the_parameter_or_the_refit() -> None:
     assert model_changes({**base, "state": "a"}, upgraded) == [
         "model LR: scikit-learn 1.9.1 → 1.9.2"
     ]
+
+
+def test_models_inside_containers_and_configs_count(files: FileFingerprinter) -> None:
+    """An ensemble passed as a list, or a model inside a config dataclass, counts by the
+    models' fitted state like a model argument does."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Scoring:
+        model: Any
+        threshold: float = 0.5
+
+    a, b = LogisticRegression().fit(*data(0)), LogisticRegression().fit(*data(1))
+    assert fp([a, b], files).kind == "container"
+    assert fp([a, b], files).fingerprint != fp([a, a], files).fingerprint
+    assert fp(Scoring(a), files).fingerprint != fp(Scoring(b), files).fingerprint
+    assert (
+        fp(Scoring(a), files).fingerprint
+        == fp(Scoring(LogisticRegression().fit(*data(0))), files).fingerprint
+    )
