@@ -338,3 +338,16 @@ class MlflowUnavailableError(FeatureCacheError, ConnectionError):
             f"MLflow at {tracking_uri} could not be read ({problem}); start the tracking server "
             "or point MLFLOW_TRACKING_URI at it"
         )
+
+
+class ModelUriError(FeatureCacheError, LookupError):
+    """A ``models:/`` or ``runs:/`` argument could not be resolved to a model (MLflow is not
+    installed or configured, the model, version or alias does not exist, the URI is malformed).
+    Hashing its text instead would serve a stale result once an alias moves."""
+
+    def __init__(self, argument: str, uri: str, problem: str, fix: str) -> None:
+        self.argument = argument
+        self.uri = uri
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"argument {argument!r}: {fix} (cannot resolve {uri!r}: {problem})")

@@ -139,3 +139,26 @@ def _session():
     s = engine.session
     return {"hits": s.hits, "misses": s.misses}
 """
+
+
+def run_example(name: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Copy ``examples/<name>`` (without data, cache or bytecode) into ``tmp_path`` and run its
+    ``run_example.py`` there with ``args``; fails the test unless it exits 0."""
+    import shutil
+
+    example = tmp_path / name
+    shutil.copytree(
+        REPO / "examples" / name,
+        example,
+        ignore=shutil.ignore_patterns("data", ".featurecache", "__pycache__"),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(example / "run_example.py"), *args],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc

@@ -5,14 +5,11 @@ exactly what reads it and what depends on it, never a stale result."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import REPO
+from tests.e2e import run_example
 
 pytestmark = pytest.mark.slow  # five fresh processes importing pandas and scikit-learn
 
@@ -20,20 +17,6 @@ pytestmark = pytest.mark.slow  # five fresh processes importing pandas and sciki
 def test_the_credit_risk_example_recomputes_exactly_what_each_edit_touches(
     tmp_path: Path,
 ) -> None:
-    example = tmp_path / "credit_risk"
-    shutil.copytree(
-        REPO / "examples" / "credit_risk",
-        example,
-        ignore=shutil.ignore_patterns("data", ".featurecache", "__pycache__"),
-    )
-    proc = subprocess.run(
-        [sys.executable, str(example / "run_example.py"), "3000"],
-        cwd=example,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_example("credit_risk", tmp_path, "3000")
     assert "no stale result" in proc.stdout
     assert "Traceback" not in proc.stderr

@@ -34,6 +34,7 @@ from featurecache.fingerprint import carry
 from featurecache.fingerprint.arrow.content import fingerprint_array, fingerprint_table
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.frame_info import carried_schema, frame_shape, schema_of
+from featurecache.fingerprint.models import fingerprint_model, is_model
 from featurecache.fingerprint.object_inputs import fingerprint_declared, fingerprint_instance
 from featurecache.fingerprint.objects import refusal_hint
 from featurecache.fingerprint.pathstr import fingerprint_path_str, names_data
@@ -78,6 +79,8 @@ SUPPORTED_INPUTS = (
     "featurecache DvcPath (a DVC-tracked file at a git revision)",
     "dataclasses, NamedTuples, attrs classes, pydantic models (their fields)",
     "instances of your own classes (their attributes)",
+    "scikit-learn estimators, LightGBM Boosters",
+    "str MLflow model URIs (models:/…, runs:/…)",
     "types taught with featurecache.register_fingerprint",
 )
 _S3_MODULE = "featurecache.fingerprint.s3object"
@@ -150,6 +153,8 @@ def _fingerprint(
             return named
     if is_plain_scalar(value) or isinstance(value, CONTAINERS):
         return _plain(argument, where, value, files)
+    if is_model(value):  # after the common values: they never pay for the check
+        return fingerprint_model(argument, where, value)
     instance = fingerprint_instance(argument, where, value, _recurse(argument, files))
     if instance is not None:
         return instance

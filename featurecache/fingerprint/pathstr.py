@@ -11,15 +11,17 @@ this order, and most plain values stop at the first cheap test:
    NUL or a line break) or that is only dots, slashes and tildes (``"."``, ``"/"``, ``"./"``,
    ``"~"``: far more often a separator than a request to hash the working directory, the home
    folder or the whole disk) stays a value without a system call.
-2. ``s3://bucket/key`` asks S3 (``s3object``): an object by its metadata as ``S3Path``, else
+2. ``models:/…`` and ``runs:/…`` name an MLflow model, resolved through MLflow
+   (``modeluri``): never a plain value, even when MLflow cannot resolve it (an error).
+3. ``s3://bucket/key`` asks S3 (``s3object``): an object by its metadata as ``S3Path``, else
    the objects under the prefix ``key/``, else (a key holding ``*``, ``?`` or ``[``) the
    objects the pattern matches.
-3. One ``os.stat`` (after ``~`` expansion; relative text is relative to the working
+4. One ``os.stat`` (after ``~`` expansion; relative text is relative to the working
    directory): a regular file or a folder is fingerprinted exactly as ``pathlib.Path`` is
    (``FileFingerprinter``: content hashes behind the host-local stat cache; a folder is
    walked recursively and *nothing* is skipped, hidden files and ``.git`` included, because
    any file a reader of the folder might open must change the key).
-4. Text holding ``*``, ``?`` or ``[`` and a letter or digit outside ``[...]`` is globbed (``recursive=True`` so ``**`` spans folders as
+5. Text holding ``*``, ``?`` or ``[`` and a letter or digit outside ``[...]`` is globbed (``recursive=True`` so ``**`` spans folders as
    in polars; ``include_hidden=True`` so a hidden file a reader's own globbing would pick up
    still counts): when it matches at least one path, the sorted matches with each file's
    content hash (matched folders walked) are the content. ``"*"``, ``"**"`` or ``"*.*"``
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from featurecache.errors import UnsupportedInputError
 from featurecache.fingerprint.files import FileFingerprinter, human_size
+from featurecache.fingerprint.modeluri import fingerprint_model_uri, is_model_uri
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import HASH_ALGO, hash_struct
 
@@ -63,6 +66,8 @@ def fingerprint_path_str(
         from featurecache.fingerprint.s3object import fingerprint_s3_str
 
         return fingerprint_s3_str(argument, text)
+    if what == "model":
+        return fingerprint_model_uri(argument, text)
     try:
         if what == "path":
             return _named_path(argument, text, local, files)
@@ -88,6 +93,8 @@ def names_data(text: str) -> bool:
         from featurecache.fingerprint.s3object import fingerprint_s3_str
 
         return fingerprint_s3_str("", text) is not None
+    if what == "model":
+        return True
     if what == "glob":
         return (
             next(glob.iglob(text_local(text), recursive=True, include_hidden=True), None)
@@ -97,11 +104,14 @@ def names_data(text: str) -> bool:
 
 
 def _locate(text: str) -> tuple[str | None, str]:
-    """``("s3" | "path" | "glob" | None, text with ~ expanded)``: what ``text`` may name."""
+    """``("s3" | "model" | "path" | "glob" | None, text with ~ expanded)``: what ``text`` may
+    name."""
     if not could_be_path(text):
         return None, text
     if text[: len(_S3_SCHEME)].lower() == _S3_SCHEME:
         return "s3", text
+    if is_model_uri(text):
+        return "model", text
     local = text_local(text)
     try:
         st = os.stat(local)

@@ -79,6 +79,14 @@ def input_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[st
         from featurecache.fingerprint.object_inputs import field_changes
 
         parts.extend(field_changes(before.get("value"), after.get("value")))
+    elif before.get("kind") == "model":  # a model object: what changed comes first
+        from featurecache.fingerprint.models import model_changes
+
+        parts[:0] = model_changes(before.get("value"), after.get("value"))
+    elif before.get("kind") == "mlflow-model":  # "models:/x@champion now version 4 (was 3)"
+        from featurecache.fingerprint.modeluri import model_uri_changes
+
+        parts[:0] = model_uri_changes(before.get("value"), after.get("value"))
     rows_a, rows_b = before.get("rows"), after.get("rows")
     if isinstance(rows_a, int) and isinstance(rows_b, int) and rows_a != rows_b:
         parts.append(f"{rows_a:,} → {rows_b:,} rows")

@@ -81,16 +81,42 @@ def nearest(
     components: Mapping[str, Any], earlier: Sequence[EntryRecord], *, exclude_key: str = ""
 ) -> EntryRecord | None:
     """The entry of ``earlier`` (newest first) sharing the most input fingerprints with
-    ``components``; the first (most recent) wins a tie. ``exclude_key`` is never chosen."""
+    ``components``, then the most arguments that changed but still name the same thing (the
+    same model class, the same ``models:/`` URI: a refit, not another model); the first (most
+    recent) wins a tie. ``exclude_key`` is never chosen."""
     best: EntryRecord | None = None
-    best_shared = -1
+    best_score = (-1, -1)
     for entry in earlier:
         if entry.key_id == exclude_key:
             continue
-        shared = shared_inputs(components, entry.components or {})
-        if shared > best_shared:  # strictly more: an older entry never wins a tie
-            best, best_shared = entry, shared
+        other = entry.components or {}
+        score = (shared_inputs(components, other), same_identity(components, other))
+        if score > best_score:  # strictly more: an older entry never wins a tie
+            best, best_score = entry, score
     return best
+
+
+def same_identity(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """How many model arguments differ in fingerprint but name the same model: the same
+    class for a model object, the same URI for an MLflow model."""
+    ia, ib = a.get("inputs") or {}, b.get("inputs") or {}
+    return sum(
+        1
+        for name, record in ia.items()
+        if (identity := _model_identity(record)) is not None
+        and identity == _model_identity(ib.get(name))
+    )
+
+
+def _model_identity(record: object) -> object:
+    if not isinstance(record, Mapping) or not isinstance(record.get("value"), Mapping):
+        return None
+    kind, value = record.get("kind"), record["value"]
+    if kind == "model":
+        return ("model", value.get("type"))
+    if kind == "mlflow-model":
+        return ("mlflow-model", value.get("uri"))
+    return None
 
 
 def plain_value(record: Mapping[str, Any]) -> tuple[bool, Any]:

@@ -50,6 +50,26 @@ def test_nearest_shares_the_most_inputs_and_the_most_recent_wins_a_tie() -> None
     assert nearest(latest.components, earlier, exclude_key="k2") == earlier[0]
 
 
+def model(kind: str, identity: str, fingerprint: str) -> dict[str, Any]:
+    named = {"type": identity} if kind == "model" else {"uri": identity, "version": "1"}
+    return {"kind": kind, "fingerprint": fingerprint, "summary": identity, "value": named}
+
+
+def test_a_refit_of_the_same_model_is_nearer_than_another_model() -> None:
+    """Two models predicted on the same data, then one refit: its miss compares with the
+    earlier key of the same model class (or MLflow URI), even when the other is more recent."""
+    for kind, mine, theirs in (
+        ("model", "sklearn.pipeline.Pipeline", "lightgbm.sklearn.LGBMClassifier"),
+        ("mlflow-model", "models:/churn@champion", "models:/fraud@champion"),
+    ):
+        latest = entry("k3", x=frame("X"), model=model(kind, mine, "M3"))
+        earlier = [
+            entry("k2", x=frame("X"), model=model(kind, theirs, "M2")),
+            entry("k1", x=frame("X"), model=model(kind, mine, "M1")),
+        ]
+        assert nearest(latest.components, earlier) == earlier[1]
+
+
 def test_values_match_as_json_where_true_is_not_one() -> None:
     assert same_value(2, 2) and same_value(2, 2.0) and same_value("a", "a")
     assert not same_value(True, 1) and not same_value(1, True) and same_value(False, False)

@@ -41,6 +41,10 @@ from featurecache.hashing import UnencodableValueError, canonical_encode, digest
 MAX_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 24
 _ATOMS = (type(None), bool, int, float, str, bytes)
+# Library objects a class statement makes from the class's own code, by (module, name):
+# scikit-learn's ``set_*_request`` methods, made by ``__init_subclass__`` from the signatures
+# of ``fit``/``score``/… of every estimator class (a user estimator included).
+_CLASS_MADE = frozenset({("sklearn.utils._metadata_requests", "RequestMethod")})
 _NEUTRAL_TYPES: tuple[type, ...] = (
     logging.Logger,
     logging.LoggerAdapter,
@@ -160,7 +164,7 @@ class _Encoder:
     def _instance(self, obj: object, path: str, depth: int) -> object:
         cls = type(obj)
         cls_token = self.ctx.token(cls) or f"{cls.__module__}.{cls.__qualname__}"
-        if isinstance(obj, _NEUTRAL_TYPES):
+        if isinstance(obj, _NEUTRAL_TYPES) or (cls.__module__, cls.__name__) in _CLASS_MADE:
             return ["X", cls_token]
         wrapped = wrapped_function(obj)
         if wrapped is not None:
