@@ -206,6 +206,13 @@ def _encode_sequence(tag: bytes, items: Iterable[object], path: str, out: bytear
         out += chunk
 
 
+def encoded_list(items: list[bytes]) -> bytes:
+    """The canonical encoding of a list whose items' encodings are ``items``: equal to
+    ``canonical_encode([...])`` of the items themselves, for a caller that keeps encodings of
+    parts that repeat (a table's type descriptors) instead of encoding them again."""
+    return b"L" + _pack_len(len(items)) + b"".join(items)
+
+
 def hash_value(value: object) -> str:
     """xxh3-128 of the canonical encoding of ``value``."""
     return digest_bytes(canonical_encode(value))
