@@ -553,3 +553,25 @@ def test_the_small_table_path_tells_parametric_types_apart() -> None:
     assert len({d[0] for d in digests if d is not None}) == len(variants)
     for variant, digest in zip(variants, digests, strict=True):
         assert digest == _general(pa.table({"c": variant}))
+
+
+def test_the_small_table_path_on_other_plain_types() -> None:
+    """Types the strategies above do not draw: null, float16, date64, large_binary, time32,
+    fixed_size_binary, duration with nulls, uint8, binary_view with a long value; also empty."""
+    table = pa.table(
+        {
+            "n": pa.nulls(3),
+            "h": pa.array(np.array([1, 2, 3], np.float16)),
+            "d64": pa.array([dt.date(2020, 1, 1)] * 3, pa.date64()),
+            "lb": pa.array([b"a", None, b"c"], pa.large_binary()),
+            "t32": pa.array([1, 2, 3], pa.time32("s")),
+            "fsb": pa.array([b"ab", b"cd", b"ef"], pa.binary(2)),
+            "dur": pa.array([1, None, 3], pa.duration("ms")),
+            "u8": pa.array([1, 2, 3], pa.uint8()),
+            "bv": pa.array([b"x" * 20, b"y", b""], pa.binary_view()),
+        }
+    )
+    for variant in (table, table.slice(1), table.slice(3)):
+        fast = arrow_fp._small_column_digests(variant)
+        assert fast is not None
+        assert fast == _general(variant)
