@@ -249,18 +249,24 @@ def _read_verified_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind)
     copied from this process's memo of small decoded artifacts (``parquet_memo``), which serves
     only while a fresh ``stat`` shows the very file that was verified and decoded."""
     from featurecache import parquet_memo
+    from featurecache.fingerprint.carry import remember
     from featurecache.parquet import read_artifact_file
 
     identity = _file_identity(path)
     record = (artifact.file_hash, artifact.rows, artifact.columns)
-    value = parquet_memo.get(identity, record, kind)
-    if value is not None:
-        return value
+    served = parquet_memo.get_with_original(identity, record, kind)
+    if served is not None:
+        # A polars copy shares the kept frame's buffers: carried without an Arrow export.
+        remember(served[0], artifact.artifact_id, like=served[1])
+        return served[0]
     _verified_local(artifact, path)
     value = read_artifact_file(path, kind)
     if _file_identity(path) != identity:
         return value  # changed while read: verified then, but not remembered
-    return parquet_memo.put(identity, record, kind, value)
+    handed = parquet_memo.put(identity, record, kind, value)
+    if handed is not value:
+        remember(handed, artifact.artifact_id, like=value)
+    return handed
 
 
 def _held_and_verified(artifact: ArtifactRecord, path: Path) -> Path:
@@ -505,7 +511,7 @@ class CacheEngine:
 
     def _load(self, hit: Hit, lazy: bool) -> Any:
         """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
-        from featurecache.fingerprint.carry import remember
+        from featurecache.fingerprint.carry import is_remembered, remember
 
         artifact = hit.artifact
         kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
@@ -539,7 +545,7 @@ class CacheEngine:
                 exc,
             )
             return _UNREADABLE
-        if not artifact.is_composite:
+        if not artifact.is_composite and not is_remembered(value, artifact.artifact_id):
             remember(value, artifact.artifact_id)
         self._saw(artifact.artifact_id)
         return value
@@ -632,7 +638,7 @@ class CacheEngine:
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame
         part is carried, so passing it to another feature costs no rehash), then rebuilt."""
-        from featurecache.fingerprint.carry import remember
+        from featurecache.fingerprint.carry import is_remembered, remember
         from featurecache.results.codec import join
 
         structure = hit.artifact.structure
@@ -640,7 +646,8 @@ class CacheEngine:
         values = []
         for part, kind in zip(hit.parts, structure["kinds"], strict=True):
             value = self._read(part, kind)
-            remember(value, part.artifact_id)
+            if not is_remembered(value, part.artifact_id):
+                remember(value, part.artifact_id)
             self._saw(part.artifact_id)
             values.append(value)
         return join(structure["codec"], values)

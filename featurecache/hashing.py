@@ -139,8 +139,22 @@ def _encode_fast(value: Any, out: bytearray) -> None:
         out += b"b"
         out += _pack_len(len(value))
         out += value
+    elif cls is dict:
+        items = sorted((_fast_bytes(k), _fast_bytes(v)) for k, v in value.items())
+        out += b"M"
+        out += _pack_len(len(items))
+        for key_bytes, value_bytes in items:
+            out += key_bytes
+            out += value_bytes
     else:
         _encode(value, "", out)
+
+
+def _fast_bytes(value: Any) -> bytes:
+    """``canonical_encode`` without its error bookkeeping, for a dict's keys and values."""
+    out = bytearray()
+    _encode_fast(value, out)
+    return bytes(out)
 
 
 def _encode(value: object, path: str, out: bytearray) -> None:
@@ -204,6 +218,13 @@ def _encode_sequence(tag: bytes, items: Iterable[object], path: str, out: bytear
     out += struct.pack("<Q", len(encoded))
     for chunk in encoded:
         out += chunk
+
+
+def encoded_list(items: list[bytes]) -> bytes:
+    """The canonical encoding of a list whose items' encodings are ``items``: equal to
+    ``canonical_encode([...])`` of the items themselves, for a caller that keeps encodings of
+    parts that repeat (a table's type descriptors) instead of encoding them again."""
+    return b"L" + _pack_len(len(items)) + b"".join(items)
 
 
 def hash_value(value: object) -> str:

@@ -73,13 +73,22 @@ def _size(value: Any) -> int | None:
 
 def get(identity: FileIdentity, record: tuple[str, int, int], kind: str) -> Any | None:
     """A fresh copy of the value decoded from the file with this identity, or None."""
+    served = get_with_original(identity, record, kind)
+    return None if served is None else served[0]
+
+
+def get_with_original(
+    identity: FileIdentity, record: tuple[str, int, int], kind: str
+) -> tuple[Any, Any] | None:
+    """``get``, plus the kept value the copy was made from (for ``carry.remember(like=…)``;
+    never to be handed out or changed)."""
     key = (identity, *record, kind)
     with _lock:
         entry = _entries.get(key)
         if entry is None:
             return None
         _entries.move_to_end(key)
-    return _copy(entry[0])
+    return _copy(entry[0]), entry[0]
 
 
 def put(identity: FileIdentity, record: tuple[str, int, int], kind: str, value: Any) -> Any:

@@ -49,7 +49,7 @@ values = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner),
         st.tuples(inner, inner),
-        st.dictionaries(st.text(), inner),
+        st.dictionaries(st.text() | st.integers(), inner),
         st.frozensets(st.integers()),
         st.lists(inner).map(MyList),
     ),

@@ -107,3 +107,23 @@ def test_a_different_record_or_file_identity_is_not_served() -> None:
     assert got is not frame
     assert_frame_equal(got, frame)
     parquet_memo.clear()
+
+
+def test_polars_hits_served_from_the_memo_are_carried_until_changed(fc: FeatureCache) -> None:
+    """A hit's copy is carried (the next feature does not rehash it) with the layout signature
+    of the frame the memo keeps, which it shares; a copy changed in place is not carried."""
+    from featurecache.fingerprint import carry
+    from featurecache.fingerprint.arrow.content import fingerprint_table
+
+    @fc.cached_feature
+    def feature(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"x": list(range(n)), "tag": ["a"] * n})
+
+    feature(3)
+    decoded, copied = feature(3), feature(3)  # decoded and kept, then a copy of the kept one
+    artifact_id = fingerprint_table(decoded.to_arrow(compat_level=pl.CompatLevel.newest()))
+    assert carry.recall(decoded) == carry.recall(copied) == artifact_id
+    copied.replace_column(0, pl.Series("x", [7, 8, 9]))
+    assert carry.recall(copied) is None
+    assert carry.recall(feature(3)) == artifact_id
+    assert _session(fc) == (3, 1)

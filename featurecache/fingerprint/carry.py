@@ -24,6 +24,11 @@ Identity is by ``id()`` guarded by a weak reference (all three types support wea
 at ``remember`` time): when the object is garbage collected its entry goes with it, so a later
 object reusing the address is never mistaken for it. Nothing here keeps an object alive.
 Objects of a type without weakref support are simply not remembered.
+
+A polars frame copied from another (``like``: a small artifact's decoded frame that this
+process keeps and hands out as ``clone()``s, ``parquet_memo``) shares that frame's buffers, so
+its layout signature is the original's: taken once per original, after checking on the first
+copy that the two really are the same, instead of an Arrow export of every copy.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 
 from featurecache.frames import frame_kind
 
-__all__ = ["forget", "recall", "remember"]
+__all__ = ["forget", "is_remembered", "recall", "remember"]
 
 
 @dataclass(frozen=True)
@@ -75,37 +80,79 @@ def _signature(frame: Any) -> tuple[Any, ...]:
     return (frame.height, schema, layout)
 
 
-def remember(obj: object, artifact_id: str) -> bool:
-    """Record that ``obj`` holds exactly the content of ``artifact_id``. Returns False (and
-    remembers nothing) for objects that cannot be carried safely, e.g. pandas frames."""
-    kind = _carriable(obj)
-    if kind is None:
-        return False
+def _weak(obj: object, table: dict[int, Any]) -> weakref.ref[Any] | None:
+    """A weak reference to ``obj`` that drops ``table[id(obj)]`` when ``obj`` is collected
+    (only that entry: a later object at the same address has its own); None for an object
+    without weakref support."""
     key = id(obj)
 
     def on_collected(dead: weakref.ref[Any]) -> None:
-        _discard(key, dead)
+        with _lock:
+            entry = table.get(key)
+            if entry is not None and entry.ref is dead:
+                del table[key]
 
     try:
-        ref = weakref.ref(obj, on_collected)
+        return weakref.ref(obj, on_collected)
     except TypeError:
+        return None
+
+
+def remember(obj: object, artifact_id: str, *, like: object = None) -> bool:
+    """Record that ``obj`` holds exactly the content of ``artifact_id``. Returns False (and
+    remembers nothing) for objects that cannot be carried safely, e.g. pandas frames.
+    ``like``: a polars frame ``obj`` was just ``clone()``d from and that nothing changes
+    (its layout signature is then reused, see the module's docstring)."""
+    kind = _carriable(obj)
+    if kind is None:
+        return False
+    ref = _weak(obj, _entries)
+    if ref is None:
         return False
     signature = None
     if kind == "polars":
         try:
-            signature = _signature(obj)
+            signature = _signature(obj) if like is None else _clone_signature(obj, like)
         except Exception:  # noqa: BLE001 - a frame Arrow cannot export is simply not carried
             return False
     with _lock:
-        _entries[key] = _Entry(ref, artifact_id, signature)
+        _entries[id(obj)] = _Entry(ref, artifact_id, signature)
     return True
 
 
-def _discard(key: int, ref: weakref.ref[Any]) -> None:
+@dataclass(frozen=True)
+class _Original:
+    ref: weakref.ref[Any]
+    signature: tuple[Any, ...]
+
+
+# Layout signatures of frames that copies are made from (``like``), by id, weakly held.
+_originals: dict[int, _Original] = {}
+
+
+def _clone_signature(copy: Any, original: Any) -> tuple[Any, ...]:
+    """``_signature(copy)`` for a fresh ``original.clone()``: the original's signature, taken
+    once and kept only if the first copy has exactly the same layout (shared buffers)."""
     with _lock:
-        entry = _entries.get(key)
-        if entry is not None and entry.ref is ref:
-            del _entries[key]
+        known = _originals.get(id(original))
+    if known is not None and known.ref() is original:
+        return known.signature
+    own = _signature(copy)
+    if _signature(original) != own:
+        return own  # this polars copies buffers on clone(): nothing to share
+    ref = _weak(original, _originals)
+    if ref is not None:
+        with _lock:
+            _originals[id(original)] = _Original(ref, own)
+    return own
+
+
+def is_remembered(obj: object, artifact_id: str) -> bool:
+    """Whether ``obj`` itself is remembered as ``artifact_id`` (no layout check: for the
+    object just handed out, which nothing could have changed yet)."""
+    with _lock:
+        entry = _entries.get(id(obj))
+    return entry is not None and entry.ref() is obj and entry.artifact_id == artifact_id
 
 
 def recall(obj: object) -> str | None:

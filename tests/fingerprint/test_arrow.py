@@ -423,3 +423,155 @@ def test_golden_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 GOLDEN = "658f07238b9228d2fd3605912f4d5021"
+
+
+# ---------------------------------------------------------------------------- small tables
+# A small table of plain columns takes ``_small_column_digests`` (and ``whole_digest``): the
+# same digests as the general path, which these tests compare it with.
+PLAIN = [*(n for n, (_, t) in COLUMN_TYPES.items() if type(t) is pa.DataType), "ts_tz", "decimal"]
+
+
+@st.composite
+def plain_tables(draw: st.DrawFn) -> pa.Table:
+    rows = draw(st.integers(0, 25))
+    chosen = draw(st.lists(st.sampled_from(PLAIN), min_size=1, max_size=5, unique=True))
+    nulls = draw(st.booleans())
+    columns = {}
+    for name in chosen:
+        values, arrow_type = COLUMN_TYPES[name]
+        cell = st.none() | values if nulls else values
+        columns[name] = pa.array(draw(st.lists(cell, min_size=rows, max_size=rows)), arrow_type)
+    return pa.table(columns)
+
+
+def _general(table: pa.Table) -> list[str]:
+    return arrow_fp._column_digests(table.columns)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_the_small_table_path_gives_the_general_paths_digests(data: st.DataObject) -> None:
+    table = data.draw(plain_tables())
+    one_block = mock.patch.object(arrow_fp, "BLOCK_ROWS", REAL_BLOCK_ROWS)  # the fast path
+    for variant in (
+        table,
+        rechunk(table, data.draw(split_points(table.num_rows))),
+        table.slice(data.draw(st.integers(0, table.num_rows))),
+    ):
+        with one_block:
+            fast = arrow_fp._small_column_digests(variant)
+            assert fast is not None  # plain and small: never left to the general path
+            assert fast == _general(variant)
+
+
+def test_the_small_table_path_on_the_frames_users_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polars frames (string views, inline and not), a pandas-made table, slices, nulls, many
+    chunks: the fast path's table fingerprint equals the general path's."""
+    monkeypatch.setattr(arrow_fp, "BLOCK_ROWS", REAL_BLOCK_ROWS)
+    long = "a value longer than twelve bytes"
+    frame = pl.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "value": [0.5, -0.0, float("nan")],
+            "name": ["n0", "n1", "n2"],
+            "long": ["x", long, "y"],
+            "flag": [True, False, True],
+            "day": [dt.date(2024, 1, d) for d in (1, 2, 3)],
+        }
+    )
+    newest = pl.CompatLevel.newest()
+    with_nulls = frame.with_columns(pl.col("id").cast(pl.Int32), name=pl.Series([None, "a", "b"]))
+    tables = [
+        frame.to_arrow(compat_level=newest),
+        frame.to_arrow(),
+        with_nulls.to_arrow(compat_level=newest),
+        frame.to_arrow(compat_level=newest).slice(1),
+        pa.concat_tables([frame.to_arrow(compat_level=newest).slice(i, 1) for i in range(3)] * 7),
+        pa.Table.from_pandas(frame.to_pandas(), preserve_index=False),
+        frame.clear().to_arrow(compat_level=newest),
+    ]
+    for table in tables:
+        fast = arrow_fp._small_column_digests(table)
+        assert fast is not None
+        assert fast == _general(table)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"d": pa.array(["a", "b"]).dictionary_encode()}),
+        pa.table({"l": pa.array([[1], [2]])}),
+        pa.table({"s": pa.array([{"x": 1}])}),
+        pa.table({"i": [1, 2, 3, 4, 5]}),  # more rows than a block (4 in these tests)
+    ],
+    ids=["dictionary", "list", "struct", "two blocks"],
+)
+def test_other_tables_take_the_general_path(table: pa.Table) -> None:
+    assert arrow_fp._small_column_digests(table) is None
+
+
+def test_a_key_is_the_same_through_either_path(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a hit depends on: the key of a call on a small polars frame must not depend on
+    which path fingerprinted it."""
+    from featurecache.fingerprint.files import FileFingerprinter
+    from featurecache.fingerprint.inputs import fingerprint_input
+    from featurecache.fingerprint.types import CodeIdentity
+    from featurecache.keys import build_key
+
+    monkeypatch.setattr(arrow_fp, "BLOCK_ROWS", REAL_BLOCK_ROWS)
+    files = FileFingerprinter(tmp_path)
+    frame = pl.DataFrame({"id": [0, 1, 2], "value": [1.0, 2.0, 3.0], "name": ["n0", "n1", "n2"]})
+    code = CodeIdentity(digest="c" * 32, qualname="m.f", source="")
+
+    def key() -> str:
+        return build_key(
+            "f", code, {"frame": fingerprint_input("frame", frame, files=files)}
+        ).key_id
+
+    fast = key()
+    monkeypatch.setattr(arrow_fp, "_small_column_digests", lambda table: None)
+    assert key() == fast
+
+
+def test_the_small_table_path_tells_parametric_types_apart() -> None:
+    """Its per-process caches are keyed by type: every parameter must count."""
+    values = [1, 2]
+    variants = [
+        pa.array(values, pa.timestamp("us", "UTC")),
+        pa.array(values, pa.timestamp("us", "Europe/Paris")),
+        pa.array(values, pa.timestamp("ns", "UTC")),
+        pa.array(values, pa.timestamp("us")),
+        pa.array(values, pa.duration("us")),
+        pa.array(values, pa.time64("us")),
+        pa.array([Decimal(1), Decimal(2)], pa.decimal128(12, 2)),
+        pa.array([Decimal(1), Decimal(2)], pa.decimal128(12, 3)),
+    ]
+    digests = [arrow_fp._small_column_digests(pa.table({"c": v})) for v in variants]
+    assert None not in digests
+    assert len({d[0] for d in digests if d is not None}) == len(variants)
+    for variant, digest in zip(variants, digests, strict=True):
+        assert digest == _general(pa.table({"c": variant}))
+
+
+def test_the_small_table_path_on_other_plain_types() -> None:
+    """Types the strategies above do not draw: null, float16, date64, large_binary, time32,
+    fixed_size_binary, duration with nulls, uint8, binary_view with a long value; also empty."""
+    table = pa.table(
+        {
+            "n": pa.nulls(3),
+            "h": pa.array(np.array([1, 2, 3], np.float16)),
+            "d64": pa.array([dt.date(2020, 1, 1)] * 3, pa.date64()),
+            "lb": pa.array([b"a", None, b"c"], pa.large_binary()),
+            "t32": pa.array([1, 2, 3], pa.time32("s")),
+            "fsb": pa.array([b"ab", b"cd", b"ef"], pa.binary(2)),
+            "dur": pa.array([1, None, 3], pa.duration("ms")),
+            "u8": pa.array([1, 2, 3], pa.uint8()),
+            "bv": pa.array([b"x" * 20, b"y", b""], pa.binary_view()),
+        }
+    )
+    for variant in (table, table.slice(1), table.slice(3)):
+        fast = arrow_fp._small_column_digests(variant)
+        assert fast is not None
+        assert fast == _general(variant)

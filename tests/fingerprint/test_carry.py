@@ -102,3 +102,49 @@ def test_fingerprint_input_uses_the_carried_artifact(tmp_path: Path) -> None:
     carried_lazy = fingerprint_input("x", lazy, files=files)
     assert (carried_lazy.kind, carried_lazy.fingerprint) == ("lazy", f"xxh3_128:{ARTIFACT}")
     assert carried_lazy.schema == real.schema and carried_lazy.rows is None
+
+
+# ---------------------------------------------------------------------------- copies (like=)
+@pytest.mark.parametrize("mutate", list(MUTATIONS.values()), ids=list(MUTATIONS))
+def test_a_copy_carried_like_its_original_still_drops_the_carry_when_mutated(
+    mutate: Callable[[pl.DataFrame], object],
+) -> None:
+    original = pl.DataFrame({"a": [1, 2], "s": ["x", "y"]})
+    first, second = original.clone(), original.clone()
+    assert carry.remember(first, ARTIFACT, like=original)  # signature taken and checked
+    assert carry.remember(second, ARTIFACT, like=original)  # signature reused
+    assert carry.recall(first) == carry.recall(second) == ARTIFACT
+    mutate(second)
+    assert carry.recall(second) is None
+    assert carry.recall(first) == ARTIFACT  # copy-on-write: the other copy is untouched
+
+
+def test_a_copy_that_does_not_share_its_originals_buffers_gets_its_own_signature() -> None:
+    """``like`` names a frame the copy was cloned from; were it not (a polars whose clone()
+    copied, or a caller's mistake), the copy's own layout is what is remembered and recalled,
+    and the original's is not kept for later copies."""
+    original = pl.DataFrame({"a": [1, 2], "s": ["x", "y"]})
+    unrelated = pl.DataFrame({"a": [1, 2], "s": ["x", "y"]})  # equal values, its own buffers
+    assert carry.remember(unrelated, ARTIFACT, like=original)
+    assert carry.recall(unrelated) == ARTIFACT
+    assert carry._signature(unrelated) != carry._signature(original)
+    assert id(original) not in carry._originals
+
+
+def test_an_originals_signature_goes_with_it() -> None:
+    original = pl.DataFrame({"a": [1, 2]})
+    carry.remember(original.clone(), ARTIFACT, like=original)
+    assert id(original) in carry._originals
+    address = id(original)
+    del original
+    gc.collect()
+    assert address not in carry._originals
+
+
+def test_is_remembered_names_the_object_and_the_artifact() -> None:
+    frame = pl.DataFrame({"a": [1]})
+    assert not carry.is_remembered(frame, ARTIFACT)
+    carry.remember(frame, ARTIFACT)
+    assert carry.is_remembered(frame, ARTIFACT)
+    assert not carry.is_remembered(frame, "cd" * 16)
+    assert not carry.is_remembered(pl.DataFrame({"a": [1]}), ARTIFACT)

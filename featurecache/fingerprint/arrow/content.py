@@ -41,9 +41,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from featurecache.fingerprint.arrow.encoding import make_node
+from featurecache.fingerprint.arrow.encoding import Node, make_node, whole_digest
 from featurecache.fingerprint.arrow.schema import schema_descriptor, type_descriptor
-from featurecache.hashing import hash_struct
+from featurecache.hashing import canonical_encode, digest_bytes, encoded_list, hash_struct
 
 CANONICAL_FORMAT = "arrow-canonical-1"
 BLOCK_ROWS = 1 << 20
@@ -161,9 +161,85 @@ def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
     return [column.digest(per_column[i]) for i, column in enumerate(prepared)]
 
 
+# Parametric types that are fixed-width values described by their rendering (``type_descriptor``
+# falls through to ``["type", str(t)]`` for them) and compare equal only when every parameter
+# (unit, time zone, precision, width) is equal.
+_PLAIN_PARAMETRIC = (
+    pa.TimestampType,
+    pa.Time32Type,
+    pa.Time64Type,
+    pa.DurationType,
+    pa.Decimal128Type,
+    pa.FixedSizeBinaryType,
+)
+
+
+def _plain_node(t: pa.DataType) -> Node | None:
+    """The node of a plain type, built once per process: exactly ``pa.DataType`` (numbers,
+    bool, strings, binary, views, dates) or one of ``_PLAIN_PARAMETRIC``; never dictionary,
+    nested or extension types. None for any other type."""
+    if type(t) is not pa.DataType and type(t) not in _PLAIN_PARAMETRIC:
+        return None
+    node = _PLAIN_NODES.get(t)
+    if node is None:
+        node = _PLAIN_NODES[t] = make_node(t)
+    return node
+
+
+_PLAIN_NODES: dict[pa.DataType, Node] = {}
+
+
+def _small_column_digests(table: pa.Table) -> list[str] | None:
+    """``_column_digests`` for a small table of plain columns (``_plain_node``) that fits in
+    one block, or None for any other table. The same digests, without the general path's
+    per-column set-up (block cutting, the parallel plan, building nodes) and with the parts
+    of each ``hash_struct`` that repeat encoded once per process: on a tiny frame those cost
+    more than the hashing."""
+    rows = table.num_rows
+    if rows > BLOCK_ROWS or table.get_total_buffer_size() >= _PARALLEL_MIN_BYTES:
+        return None
+    nodes = [_plain_node(t) for t in table.schema.types]
+    if None in nodes:
+        return None
+    rows_encoded = canonical_encode(rows)
+    digests = []
+    for column, node in zip(table.columns, nodes, strict=True):
+        assert node is not None
+        blocks = []
+        if rows:
+            pieces = [chunk for chunk in column.chunks if len(chunk)]
+            if len(pieces) > _MAX_PIECES:
+                with contextlib.suppress(pa.ArrowException):
+                    pieces = [pa.concat_arrays(pieces)]
+            # hash_struct(["block", node.digest(pieces)])
+            block = encoded_list([_BLOCK, canonical_encode(whole_digest(node, pieces))])
+            blocks.append(canonical_encode(digest_bytes(block)))
+        # hash_struct(["column", type_descriptor(type), rows, None, [block digests]])
+        column_bytes = [_COLUMN, _encoded_type(column.type), rows_encoded, _NONE]
+        digests.append(digest_bytes(encoded_list([*column_bytes, encoded_list(blocks)])))
+    return digests
+
+
+_BLOCK = canonical_encode("block")
+_COLUMN = canonical_encode("column")
+_NONE = canonical_encode(None)
+_ENCODED_TYPES: dict[pa.DataType, bytes] = {}
+
+
+def _encoded_type(t: pa.DataType) -> bytes:
+    """``canonical_encode(type_descriptor(t))`` of a plain type (``_plain_node``), once per
+    process."""
+    found = _ENCODED_TYPES.get(t)
+    if found is None:
+        found = _ENCODED_TYPES[t] = canonical_encode(type_descriptor(t))
+    return found
+
+
 def fingerprint_table(table: pa.Table) -> str:
     """32-hex xxh3-128 of a table's logical content: schema, row count, values, row order."""
-    digests = _column_digests(table.columns)
+    digests = _small_column_digests(table)
+    if digests is None:
+        digests = _column_digests(table.columns)
     return hash_struct(
         ["table", CANONICAL_FORMAT, schema_descriptor(table.schema), table.num_rows, digests]
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurecache.hashing import canonical_encode, new_hasher
+from featurecache.hashing import canonical_encode, digest_bytes, new_hasher
 
 _ONES = np.ones(1 << 16, np.uint8)
 
@@ -298,6 +298,28 @@ class _UnionNode(Node):
             for scalar in piece:
                 hasher.update(canonical_encode([scalar.type_code, scalar.as_py()]))
         return [self.kind, sum(len(p) for p in pieces), hasher.hexdigest()]
+
+
+def whole_digest(node: Node, pieces: Pieces) -> list[Any]:
+    """``node.digest(pieces)``, computed more cheaply for the usual column of a small frame:
+    one piece without nulls, fixed-width or a string/binary view whose values all fit inline.
+    Same streams, each hashed in one call instead of through a streaming hasher (the same
+    digest: xxh3 of one update is the one-shot xxh3)."""
+    if len(pieces) != 1 or pieces[0].null_count:
+        return node.digest(pieces)
+    piece = pieces[0]
+    rows, cls = len(piece), type(node)
+    if cls is _FixedNode:
+        width = node.width  # type: ignore[attr-defined]
+        data = piece.buffers()[1].slice(piece.offset * width, rows * width)
+        return [node.kind, rows, None, width, digest_bytes(data)]
+    if cls is _ViewNode:
+        views = np.frombuffer(
+            piece.buffers()[1], np.uint8, count=rows * 16, offset=piece.offset * 16
+        )
+        if views.view("<i4")[::4].max(initial=0) <= 12:
+            return ["view-inline", rows, None, digest_bytes(views.data)]
+    return node.digest(pieces)
 
 
 def _decoded(value_type: pa.DataType) -> Node:
