@@ -30,6 +30,7 @@ from featurecache.errors import (
     InvalidS3UrlError,
     LeaseLostError,
     MissingDependencyError,
+    NotStreamableError,
     StoreCapabilityError,
     StoreError,
     UnknownFeatureError,
@@ -54,13 +55,19 @@ if TYPE_CHECKING:
     from featurecache.integrations.dvc.path import DvcPath
     from featurecache.integrations.mlflow.lineage import lineage, mlflow_dataset
     from featurecache.ops.why import why
+    from featurecache.stream.reader import ArtifactReader
+    from featurecache.stream.reader import open_artifact as open  # noqa: F401 - not in __all__
 
 __version__ = "0.1.0"
+
+# ``featurecache.open`` (the artifact reader) is public but left out of ``__all__``: a star
+# import would otherwise shadow the builtin ``open``.
 
 __all__ = [
     "AmbiguousReferenceError",
     "ArtifactCorruptError",
     "ArtifactNotFoundError",
+    "ArtifactReader",
     "CatalogError",
     "CatalogVersionError",
     "CodeIdentityError",
@@ -79,6 +86,7 @@ __all__ = [
     "InvalidS3UrlError",
     "LeaseLostError",
     "MissingDependencyError",
+    "NotStreamableError",
     "ObservedInputWarning",
     "S3Path",
     "SessionSnapshot",
@@ -113,6 +121,14 @@ def __getattr__(name: str) -> Any:
         from featurecache.fingerprint.registry import register_fingerprint
 
         return register_fingerprint
+    if name == "open":
+        from featurecache.stream.reader import open_artifact
+
+        return open_artifact
+    if name == "ArtifactReader":
+        from featurecache.stream.reader import ArtifactReader
+
+        return ArtifactReader
     if name == "why":
         from featurecache.ops.why import why
 

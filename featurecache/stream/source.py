@@ -1,0 +1,111 @@
+"""Where the artifact reader reads an artifact's bytes from, verified like a hit's.
+
+``artifact_source`` is the one place that decides: a local store's artifact is read from a
+hold of its file (a hard link GC cannot delete under the reader, ``store.local.hold_file``),
+checked once per process while unchanged (size and whole-file xxh3 against the catalog, then
+the Parquet footer's rows and columns); a remote store's artifact is downloaded whole into
+memory (its compressed bytes; decoding still streams) and checked the same way before a
+single row is decoded. A local tier for remote stores plugs in here.
+
+While a local file is streamed, ``LocalSource.check_unchanged`` compares a fresh ``stat`` with
+the one taken when the file was verified (any write changes ``ctime``, a replacement changes
+the inode): the reader calls it after decoding each batch and before handing it out, so bytes
+written into the file after it was verified are never served.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError
+
+if TYPE_CHECKING:
+    from featurecache.catalog.records import ArtifactRecord
+    from featurecache.store.base import ArtifactStore
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A verified local file, and the ``stat`` identity it had when it was verified."""
+
+    artifact_id: str
+    path: str
+    identity: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+
+    def check_unchanged(self) -> None:
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(self.artifact_id, self.path) from None
+        if now != self.identity:
+            raise ArtifactCorruptError(
+                self.artifact_id, f"{self.path} changed while it was being read"
+            )
+
+    def open_fragment(self) -> Any:
+        import pyarrow.dataset as ds
+        import pyarrow.fs as pafs
+
+        return ds.ParquetFileFormat().make_fragment(self.path, filesystem=pafs.LocalFileSystem())
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """A verified download held in memory (immutable: nothing can change it)."""
+
+    artifact_id: str
+    data: Any  # pyarrow.Buffer
+
+    def check_unchanged(self) -> None:
+        return None
+
+    def open_fragment(self) -> Any:
+        import pyarrow.dataset as ds
+
+        return ds.ParquetFileFormat().make_fragment(self.data)
+
+
+Source = LocalSource | MemorySource
+
+
+def _identity(path: str) -> tuple[int, int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def artifact_source(store: ArtifactStore, artifact: ArtifactRecord) -> Source:
+    """The verified bytes of ``artifact``: ``ArtifactNotFoundError`` when the store lost the
+    file, ``ArtifactCorruptError`` when it does not match the catalog, ``StoreError`` when the
+    store cannot be read."""
+    from featurecache.engine import (
+        _held_and_verified,
+        _verified_local,
+        verify_file,
+        verify_footer,
+    )
+
+    if (path := store.local_path(artifact.artifact_id)) is not None:
+        try:
+            held = _held_and_verified(artifact, Path(path))
+            # Verified, then stat'ed: verify again after the stat so that the identity the
+            # reader checks against is one whose content was verified (the per-process memo
+            # answers at once while the file is unchanged).
+            identity = _identity(str(held))
+            _verified_local(artifact, held)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
+        return LocalSource(artifact.artifact_id, str(held), identity)
+    import pyarrow as pa
+
+    from featurecache.hashing import digest_bytes
+
+    try:
+        data = store.read_bytes(artifact.artifact_id)
+    except ArtifactNotFoundError as exc:
+        raise ArtifactNotFoundError(artifact.artifact_id, exc.where) from None
+    verify_file(artifact, len(data), lambda: digest_bytes(data))
+    verify_footer(artifact, data)
+    return MemorySource(artifact.artifact_id, pa.py_buffer(data))
