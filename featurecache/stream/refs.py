@@ -35,7 +35,9 @@ def artifact_for(engine: CacheEngine, ref: object) -> ArtifactRecord:
         engine.publisher.flush()  # a miss's result may still be publishing in the background
         record = engine.catalog.get_artifact(artifact_id)
     if record is None:
-        raise ArtifactNotFoundError(artifact_id, "the catalog")
+        # A frame no cached feature returned (or one changed since) has a content id that
+        # names no artifact.
+        raise ArtifactNotFoundError(artifact_id if isinstance(ref, str) else shown, "the catalog")
     if record.is_composite:
         parts = [part.part_id[:12] for part in engine.catalog.parts_listing(artifact_id)]
         raise NotStreamableError(

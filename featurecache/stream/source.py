@@ -9,8 +9,9 @@ single row is decoded. A local tier for remote stores plugs in here.
 
 While a local file is streamed, ``LocalSource.check_unchanged`` compares a fresh ``stat`` with
 the one taken when the file was verified (any write changes ``ctime``, a replacement changes
-the inode): the reader calls it after decoding each batch and before handing it out, so bytes
-written into the file after it was verified are never served.
+the inode) and verifies the whole file again when it differs: the reader calls it after
+decoding each batch and before handing it out, so bytes written into the file after it was
+verified are never served.
 """
 
 from __future__ import annotations
@@ -27,23 +28,36 @@ if TYPE_CHECKING:
     from featurecache.store.base import ArtifactStore
 
 
-@dataclass(frozen=True)
+@dataclass
 class LocalSource:
     """A verified local file, and the ``stat`` identity it had when it was verified."""
 
-    artifact_id: str
+    artifact: ArtifactRecord
     path: str
     identity: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
+    @property
+    def artifact_id(self) -> str:
+        return self.artifact.artifact_id
+
     def check_unchanged(self) -> None:
+        """Raise unless the file still holds the verified bytes: a cheap ``stat`` while its
+        identity is the one verified; after any change (a write, but also another process
+        linking a hold of it, which changes ``ctime`` only) the whole file is verified again."""
+        from featurecache.engine import _verified_local
+
         try:
             now = _identity(self.path)
+            if now == self.identity:
+                return
+            _verified_local(self.artifact, Path(self.path))
         except FileNotFoundError:
             raise ArtifactNotFoundError(self.artifact_id, self.path) from None
-        if now != self.identity:
+        except ArtifactCorruptError as exc:
             raise ArtifactCorruptError(
-                self.artifact_id, f"{self.path} changed while it was being read"
-            )
+                self.artifact_id, f"{self.path} changed while it was being read: {exc.reason}"
+            ) from None
+        self.identity = now
 
     def open_fragment(self) -> Any:
         import pyarrow.dataset as ds
@@ -97,7 +111,7 @@ def artifact_source(store: ArtifactStore, artifact: ArtifactRecord) -> Source:
             _verified_local(artifact, held)
         except FileNotFoundError:
             raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
-        return LocalSource(artifact.artifact_id, str(held), identity)
+        return LocalSource(artifact, str(held), identity)
     import pyarrow as pa
 
     from featurecache.hashing import digest_bytes
