@@ -15,18 +15,12 @@ processes together read each row exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from featurecache.errors import ConfigError, MissingDependencyError
-from featurecache.stream.batching import (
-    check_batch_size,
-    check_shard,
-    rebatch,
-    shard_row_groups,
-)
-from featurecache.stream.prefetch import prefetched
+from featurecache.stream.batching import check_batch_size, check_shard
+from featurecache.stream.plan import StreamPlan
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,60 +31,6 @@ if TYPE_CHECKING:
 
 BatchFormat = Literal["arrow", "polars", "pandas"]
 _FORMATS = ("arrow", "polars", "pandas")
-
-
-@dataclass(frozen=True)
-class StreamPlan:
-    """Everything one pass over the artifact needs; picklable, so a DataLoader worker process
-    can run its share (``rows(shard)``) from a copy."""
-
-    source: Source
-    row_groups: int
-    batch_size: int
-    columns: tuple[str, ...] | None
-    filter: Any  # pyarrow.compute.Expression | None
-    drop_last: bool
-    parallel: int
-    prefetch: int
-
-    def row_groups_for(self, shard: tuple[int, int]) -> list[int]:
-        """The row groups shard ``shard`` reads, without those whose statistics rule out
-        ``filter``."""
-        mine = shard_row_groups(self.row_groups, shard)
-        if self.filter is None or not mine:
-            return mine
-        fragment = self.source.open_fragment().subset(row_group_ids=mine)
-        kept = {part.row_groups[0].id for part in fragment.split_by_row_group(self.filter)}
-        return [g for g in mine if g in kept]
-
-    def rows(self, shard: tuple[int, int] = (0, 1)) -> Generator[pa.RecordBatch, None, None]:
-        """This shard's rows as Arrow record batches of exactly ``batch_size`` rows."""
-        groups = self.row_groups_for(shard)
-        if not groups:
-            return
-        fragment = self.source.open_fragment()
-        tasks = [self._task(fragment, group) for group in groups]
-        decoded = prefetched(tasks, workers=self.parallel, depth=self.prefetch)
-        try:
-            yield from rebatch(decoded, self.batch_size, drop_last=self.drop_last)
-        finally:
-            decoded.close()  # stops and joins the prefetch threads when the consumer stops
-
-    def _task(self, fragment: Any, group: int) -> Callable[[], Iterator[pa.RecordBatch]]:
-        def run() -> Iterator[pa.RecordBatch]:
-            part = fragment.subset(row_group_ids=[group])
-            for batch in part.to_batches(
-                columns=None if self.columns is None else list(self.columns),
-                filter=self.filter,
-                batch_size=self.batch_size,
-                use_threads=False,
-            ):
-                # Checked after the bytes were read and decoded, before anyone sees them.
-                self.source.check_unchanged()
-                if batch.num_rows:
-                    yield batch
-
-        return run
 
 
 class ArtifactReader:

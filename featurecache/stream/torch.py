@@ -21,7 +21,7 @@ from featurecache.errors import NotStreamableError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from featurecache.stream.reader import StreamPlan
+    from featurecache.stream.plan import StreamPlan
 
 
 class ArtifactDataset(IterableDataset[Any]):
