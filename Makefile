@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 LINT_PATHS := featurecache tests examples benchmarks
 
-.PHONY: demo test test-torch check lint typecheck bench bench-quick bench-small clean
+.PHONY: demo test test-torch check lint typecheck bench bench-quick bench-small bench-stream clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench-quick: $(STAMP)
 # Only the small-data scenarios (tiny frames; a minute or two).
 bench-small: $(STAMP)
 	$(BIN)/python benchmarks/run.py --small
+
+# Only the streaming rows (featurecache.open(...).batches / to_torch against reading the whole
+# artifact and against the disk), 2 M rows, 3 rounds.
+bench-stream: $(STAMP)
+	$(BIN)/python benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) .featurecache examples/churn/data benchmarks/work
