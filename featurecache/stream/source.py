@@ -65,6 +65,10 @@ class LocalSource:
 
         return ds.ParquetFileFormat().make_fragment(self.path, filesystem=pafs.LocalFileSystem())
 
+    def parquet_input(self) -> Any:
+        """What ``pyarrow.parquet.ParquetFile`` opens."""
+        return self.path
+
 
 @dataclass(frozen=True)
 class MemorySource:
@@ -80,6 +84,11 @@ class MemorySource:
         import pyarrow.dataset as ds
 
         return ds.ParquetFileFormat().make_fragment(self.data)
+
+    def parquet_input(self) -> Any:
+        import pyarrow as pa
+
+        return pa.BufferReader(self.data)
 
 
 Source = LocalSource | MemorySource
