@@ -332,3 +332,22 @@ def test_to_torch_without_torch_says_what_to_install(
     monkeypatch.delitem(sys.modules, "featurecache.stream.torch", raising=False)
     with pytest.raises(MissingDependencyError, match=r"featurecache\[torch\]"):
         reader.to_torch(10)
+
+
+def test_memory_stays_at_a_few_row_groups_whatever_the_artifact_size(fc: FeatureCache) -> None:
+    @fc.cached_feature(name="wide")
+    def wide(rows: int) -> pl.DataFrame:
+        rng = np.random.default_rng(3)
+        return pl.DataFrame({f"f{i}": rng.random(rows) for i in range(40)})
+
+    reader = featurecache.open(wide(40 * GROUP), cache=fc)  # 40 row groups of 320 kB
+    group_bytes = GROUP * 40 * 8
+    assert reader.num_row_groups == 40
+    before = pa.total_allocated_bytes()
+    peak = 0
+    for batch in reader.batches(200, parallel=2, prefetch=2):
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        del batch
+    # Two row groups decoding plus a few queued batches (about 4 groups measured; 8 with an
+    # unbounded queue and a fast consumer); the whole artifact is 40 groups.
+    assert peak < 6 * group_bytes
