@@ -55,8 +55,10 @@ if TYPE_CHECKING:
     from featurecache.integrations.dvc.path import DvcPath
     from featurecache.integrations.mlflow.lineage import lineage, mlflow_dataset
     from featurecache.ops.why import why
-    from featurecache.stream.reader import ArtifactReader
-    from featurecache.stream.reader import open_artifact as open  # noqa: F401 - not in __all__
+    from featurecache.stream.reader import ArtifactReader, open_artifact
+
+    # An assignment, not ``import … as open``: type checkers export it without ``__all__``.
+    open = open_artifact
 
 __version__ = "0.1.0"
 
