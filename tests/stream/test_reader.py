@@ -22,6 +22,7 @@ import pytest
 import featurecache
 from featurecache import FeatureCache
 from featurecache.errors import (
+    AmbiguousReferenceError,
     ArtifactCorruptError,
     ArtifactNotFoundError,
     ConfigError,
@@ -236,6 +237,17 @@ def test_a_composite_is_refused_with_its_parts_and_a_part_opens(fc: FeatureCache
     reader = featurecache.open(parts.test, cache=fc)
     assert reader.artifact_id[:12] in str(caught.value)
     assert _rows(list(reader.batches(64))) == list(range(300, 500))
+
+
+def test_a_prefix_shared_by_two_artifacts_is_ambiguous(fc: FeatureCache) -> None:
+    @fc.cached_feature(name="tiny")
+    def tiny(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"n": [n]})
+
+    ids = [featurecache.open(tiny(n), cache=fc).artifact_id for n in range(17)]
+    shared = next(a[0] for a in ids if sum(b[0] == a[0] for b in ids) > 1)  # 17 ids, 16 digits
+    with pytest.raises(AmbiguousReferenceError):
+        featurecache.open(shared, cache=fc)
 
 
 def test_bad_references_and_arguments_are_typed_errors(fc: FeatureCache) -> None:
