@@ -215,4 +215,4 @@ def open_artifact(ref: object, *, cache: FeatureCache | None = None) -> Artifact
 
     engine = (cache if cache is not None else default_cache()).engine
     artifact = artifact_for(engine, ref)
-    return ArtifactReader(artifact, artifact_source(engine.store, artifact))
+    return ArtifactReader(artifact, artifact_source(engine, artifact))

@@ -25,7 +25,7 @@ from featurecache.errors import ArtifactCorruptError, ArtifactNotFoundError
 
 if TYPE_CHECKING:
     from featurecache.catalog.records import ArtifactRecord
-    from featurecache.store.base import ArtifactStore
+    from featurecache.engine import CacheEngine
 
 
 @dataclass
@@ -99,10 +99,16 @@ def _identity(path: str) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def artifact_source(store: ArtifactStore, artifact: ArtifactRecord) -> Source:
+def artifact_source(engine: CacheEngine, artifact: ArtifactRecord) -> Source:
     """The verified bytes of ``artifact``: ``ArtifactNotFoundError`` when the store lost the
     file, ``ArtifactCorruptError`` when it does not match the catalog, ``StoreError`` when the
-    store cannot be read."""
+    store cannot be read.
+
+    The local tier (branch i14-tier) plugs in here: its ``engine.local_artifact_path(artifact)``
+    returns a verified local path for a local store's file or the tier's copy of a remote one
+    (None when the tier cannot hold it); that path, held, becomes a ``LocalSource`` and the
+    download below is left for None."""
+    store = engine.store
     from featurecache.engine import (
         _held_and_verified,
         _verified_local,
