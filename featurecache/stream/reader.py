@@ -16,7 +16,7 @@ processes together read each row exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from featurecache.errors import ConfigError, MissingDependencyError
 from featurecache.stream.batching import check_batch_size, check_shard
@@ -30,6 +30,18 @@ if TYPE_CHECKING:
     from featurecache.stream.source import Source
 
 BatchFormat = Literal["arrow", "polars", "pandas"]
+
+
+class ReadOptions(TypedDict, total=False):
+    """What to read and how far ahead: the keyword options of ``batches`` and ``to_torch``."""
+
+    columns: Sequence[str] | None
+    filter: Any  # a pyarrow.compute.Expression
+    drop_last: bool
+    parallel: int
+    prefetch: int
+
+
 _FORMATS = ("arrow", "polars", "pandas")
 
 
@@ -50,57 +62,43 @@ class ArtifactReader:
             f"{len(self.schema)} columns, {self.num_row_groups} row groups>"
         )
 
-    def plan(
-        self,
-        batch_size: int,
-        *,
-        columns: Sequence[str] | None = None,
-        filter: Any = None,
-        drop_last: bool = False,
-        parallel: int = 2,
-        prefetch: int = 2,
-    ) -> StreamPlan:
+    def plan(self, batch_size: int, **options: Unpack[ReadOptions]) -> StreamPlan:
         """The checked arguments of ``batches`` (see there)."""
+        for name in options.keys() - ReadOptions.__annotations__.keys():
+            raise ConfigError(
+                name,
+                "is not an option of the artifact reader",
+                f"Use batch_size, shard, format or: {', '.join(ReadOptions.__annotations__)}.",
+            )
         return StreamPlan(
             source=self._source,
             row_groups=self.num_row_groups,
             batch_size=check_batch_size(batch_size),
-            columns=self._checked_columns(columns),
-            filter=_checked_filter(filter),
-            drop_last=bool(drop_last),
-            parallel=_positive("parallel", parallel),
-            prefetch=_positive("prefetch", prefetch),
+            columns=self._checked_columns(options.get("columns")),
+            filter=_checked_filter(options.get("filter")),
+            drop_last=bool(options.get("drop_last", False)),
+            parallel=_positive("parallel", options.get("parallel", 2)),
+            prefetch=_positive("prefetch", options.get("prefetch", 2)),
         )
 
     def batches(
         self,
         batch_size: int = 65_536,
         *,
-        columns: Sequence[str] | None = None,
-        filter: Any = None,
         shard: tuple[int, int] = (0, 1),
         format: BatchFormat = "arrow",
-        drop_last: bool = False,
-        parallel: int = 2,
-        prefetch: int = 2,
+        **options: Unpack[ReadOptions],
     ) -> Generator[Any, None, None]:
         """The artifact's rows (of shard ``shard``), in file order, in batches of exactly
-        ``batch_size`` rows (the last shorter, or dropped with ``drop_last``): pyarrow
+        ``batch_size`` rows (the last shorter, or dropped with ``drop_last=True``): pyarrow
         ``RecordBatch``es, or polars / pandas ``DataFrame``s with ``format``.
 
         ``columns``: the columns to read (default all). ``filter``: a
         ``pyarrow.compute`` expression (``pc.field("day") >= 3``), which may use columns not
-        in ``columns``. ``parallel`` row groups are decoded at once, each at most
-        ``prefetch`` batches ahead. Stop early with ``break`` / ``close()``: the background
-        threads stop and are joined."""
-        plan = self.plan(
-            batch_size,
-            columns=columns,
-            filter=filter,
-            drop_last=drop_last,
-            parallel=parallel,
-            prefetch=prefetch,
-        )
+        in ``columns``. ``parallel`` row groups (default 2) are decoded at once, each at most
+        ``prefetch`` batches (default 2) ahead. Stop early with ``break`` / ``close()``: the
+        background threads stop and are joined."""
+        plan = self.plan(batch_size, **options)
         convert = _converter(format)
         return _converted(plan.rows(check_shard(shard)), convert)
 
@@ -108,19 +106,16 @@ class ArtifactReader:
         self,
         batch_size: int = 1024,
         *,
-        columns: Sequence[str] | None = None,
-        filter: Any = None,
         shard: tuple[int, int] = (0, 1),
-        drop_last: bool = False,
         transform: Callable[[pa.RecordBatch], Any] | None = None,
-        parallel: int = 1,
-        prefetch: int = 2,
+        **options: Unpack[ReadOptions],
     ) -> Any:
         """A ``torch.utils.data.IterableDataset`` over the artifact that splits its row groups
         across DataLoader workers (and, with ``shard=(rank, world_size)``, across processes
         first). Each item is one batch: a dict of column name -> tensor, or ``transform(batch)``
         for a pyarrow ``RecordBatch``. Use it with ``DataLoader(dataset, batch_size=None)``.
-        Needs torch (``pip install 'featurecache[torch]'``)."""
+        The options are those of ``batches``; ``parallel`` defaults to 1 (one decoding thread
+        in each worker process). Needs torch (``pip install 'featurecache[torch]'``)."""
         try:
             from featurecache.stream.torch import ArtifactDataset
         except ImportError as exc:
@@ -129,15 +124,8 @@ class ArtifactReader:
             raise MissingDependencyError(
                 "torch", "torch", "featurecache.open(...).to_torch()"
             ) from None
-        plan = self.plan(
-            batch_size,
-            columns=columns,
-            filter=filter,
-            drop_last=drop_last,
-            parallel=parallel,
-            prefetch=prefetch,
-        )
-        return ArtifactDataset(plan, check_shard(shard), transform)
+        options.setdefault("parallel", 1)
+        return ArtifactDataset(self.plan(batch_size, **options), check_shard(shard), transform)
 
     def _checked_columns(self, columns: Sequence[str] | None) -> tuple[str, ...] | None:
         if columns is None:

@@ -266,6 +266,7 @@ def test_bad_references_and_arguments_are_typed_errors(fc: FeatureCache) -> None
         {"parallel": 0},
         {"batch_size": 0},
         {"shard": (3, 3)},
+        {"colums": ["row"]},  # a typo is not silently ignored
     ]:
         with pytest.raises(ConfigError) as caught:
             reader.batches(**bad)
