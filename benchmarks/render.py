@@ -6,6 +6,7 @@ from typing import Any
 
 from report import aux_tables, call_table, notes
 from small import table as small_table
+from stream import table as stream_table
 
 
 def _aux(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -93,6 +94,8 @@ def render_console(summary: dict[str, Any]) -> None:
         for row in body:
             extra.add_row(*row)
         console.print(extra)
+    for line in _stream_lines(summary):
+        console.print(line, highlight=False)
     console.print(_targets_console(summary))
     for line in notes(summary):
         console.print("• " + line, highlight=False)
@@ -100,6 +103,16 @@ def render_console(summary: dict[str, Any]) -> None:
         f"machine: {summary['machine_line']}; load average {summary['load_start']} → {summary['load_end']}",
         highlight=False,
     )
+
+
+def _stream_lines(summary: dict[str, Any]) -> list[str]:
+    """The streaming table (``stream.py``), when it ran."""
+    stream = summary.get("stream", {})
+    if "summary" in stream:
+        return ["", "Streaming an artifact to a training loop", "", *stream_table(stream), ""]
+    if "error" in stream:
+        return [f"streaming: ERROR {stream['error'][:300]}"]
+    return []
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -120,6 +133,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     ]
     for title, cols, body in _aux(summary):
         parts += ["", f"**{title}**", "", _md_table(cols, body)]
+    parts += _stream_lines(summary)
     parts += [
         "",
         "**Targets**",

@@ -33,6 +33,7 @@ import machine  # noqa: E402
 import render  # noqa: E402
 import report  # noqa: E402
 import small  # noqa: E402
+import stream  # noqa: E402
 from probe import RESULT_MARK  # noqa: E402
 from workload import WORK_DIR, input_path  # noqa: E402
 
@@ -289,6 +290,9 @@ def run_extras(args: argparse.Namespace, timeout: float, log: Any) -> dict[str, 
         env,
         timeout,
     )
+    out["stream"] = stream.run(
+        PYTHON, env, WORK_DIR / "stream", args.rows, args.repeat, args.stream_batch, log
+    )
     for name, value in out.items():
         if isinstance(value, dict) and "error" in value:
             log(f"{name}: ERROR {value['error'][:300]}")
@@ -310,6 +314,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--catalog-entries", type=int, default=None, help="default 1,000,000 (100,000 with --quick)"
     )
     parser.add_argument("--ls-entries", type=int, default=100_000)
+    parser.add_argument(
+        "--stream-batch", type=int, default=65_536, help="rows per batch in the streaming rows"
+    )
     parser.add_argument(
         "--tools", default=None, help="comma list of " + ", ".join(sorted(TOOLS.values()))
     )

@@ -34,6 +34,7 @@ from featurecache.errors import (
     ModelUriError,
     RunRecordIncompleteError,
     ServingFeatureMissingError,
+    NotStreamableError,
     StoreCapabilityError,
     StoreError,
     TrainServeSkewError,
@@ -62,13 +63,21 @@ if TYPE_CHECKING:
     from featurecache.integrations.mlflow.serving import check_serving
     from featurecache.ops.skew import serving_manifest
     from featurecache.ops.why import why
+    from featurecache.stream.reader import ArtifactReader, open_artifact
+
+    # An assignment, not ``import … as open``: type checkers export it without ``__all__``.
+    open = open_artifact
 
 __version__ = "0.1.0"
+
+# ``featurecache.open`` (the artifact reader) is public but left out of ``__all__``: a star
+# import would otherwise shadow the builtin ``open``.
 
 __all__ = [
     "AmbiguousReferenceError",
     "ArtifactCorruptError",
     "ArtifactNotFoundError",
+    "ArtifactReader",
     "CatalogError",
     "CatalogVersionError",
     "CodeIdentityError",
@@ -89,6 +98,7 @@ __all__ = [
     "MissingDependencyError",
     "MlflowUnavailableError",
     "ModelUriError",
+    "NotStreamableError",
     "ObservedInputWarning",
     "RunRecordIncompleteError",
     "S3Path",
@@ -129,6 +139,14 @@ def __getattr__(name: str) -> Any:
         from featurecache.fingerprint.registry import register_fingerprint
 
         return register_fingerprint
+    if name == "open":
+        from featurecache.stream.reader import open_artifact
+
+        return open_artifact
+    if name == "ArtifactReader":
+        from featurecache.stream.reader import ArtifactReader
+
+        return ArtifactReader
     if name == "why":
         from featurecache.ops.why import why
 

@@ -151,6 +151,18 @@ class ArtifactCorruptError(FeatureCacheError, ValueError):
         super().__init__(f"artifact {artifact_id} is corrupt: {reason}")
 
 
+class NotStreamableError(FeatureCacheError, TypeError):
+    """``featurecache.open`` was given something that names no single Parquet artifact: a
+    value of a type the cache does not store as a frame, or a composite result (a tuple or
+    dict of results), whose parts are opened one by one."""
+
+    def __init__(self, ref: str, problem: str, fix: str) -> None:
+        self.ref = ref
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"cannot stream {ref}: {problem}. {fix}")
+
+
 class StoreError(FeatureCacheError, OSError):
     """The artifact store could not complete an operation."""
 

@@ -34,7 +34,16 @@ TOP_LEVEL = {
     "singleflight",
     "usage",
 }
-SUBPACKAGES = {"catalog", "cli", "fingerprint", "integrations", "ops", "results", "store"}
+SUBPACKAGES = {
+    "catalog",
+    "cli",
+    "fingerprint",
+    "integrations",
+    "ops",
+    "results",
+    "store",
+    "stream",
+}
 
 
 def module_files(package: Path) -> dict[str, Path]:

@@ -74,3 +74,12 @@ def control(clicks: pl.DataFrame) -> int:
     stats = featurecache.session_stats()
     saved: float = stats.seconds_avoided + stats.features["sessions"].seconds_avoided
     return int(cached) + fresh.height + dropped + stats.hits + int(saved)
+
+
+def stream(path: Path) -> int:
+    # featurecache.open is typed: a reader whose attributes and batches are checked.
+    reader: featurecache.ArtifactReader = featurecache.open(raw_clicks(path).collect())
+    rows = 0
+    for batch in reader.batches(4096, columns=["user_id"], shard=(0, 2)):
+        rows += batch.num_rows
+    return rows + reader.num_rows + reader.num_row_groups
