@@ -34,7 +34,16 @@ TOP_LEVEL = {
     "singleflight",
     "usage",
 }
-SUBPACKAGES = {"catalog", "cli", "fingerprint", "integrations", "ops", "results", "store"}
+SUBPACKAGES = {
+    "catalog",
+    "cli",
+    "fingerprint",
+    "integrations",
+    "ops",
+    "partitions",
+    "results",
+    "store",
+}
 
 
 def module_files(package: Path) -> dict[str, Path]:
@@ -155,6 +164,10 @@ def _importers(prefix: str) -> dict[str, set[str]]:
         ("featurecache.publish", "featurecache.engine"),
         ("featurecache.feature", "featurecache.ops"),
         ("featurecache.fingerprint", "featurecache.integrations"),
+        ("featurecache.engine", "featurecache.partitions"),
+        ("featurecache.catalog", "featurecache.partitions"),
+        ("featurecache.store", "featurecache.partitions"),
+        ("featurecache.partitions", "featurecache.cli"),
     ],
 )
 def test_dependencies_point_down(part: str, must_not_import: str) -> None:
