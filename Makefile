@@ -34,6 +34,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/partitioned.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run.py --quick
