@@ -3,6 +3,7 @@ folders, globs, lists of dicts, and a clear ``ConfigError`` naming the argument 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,7 @@ from featurecache import FeatureCache
 from featurecache.errors import ConfigError
 from featurecache.partitions import Partition, files, hive
 from featurecache.partitions.sources import as_partitions, label_of
+from tests.fixtures_s3 import S3Endpoint
 
 
 def _days(root: Path, *days: str) -> None:
@@ -121,3 +123,38 @@ def test_a_partition_that_returns_no_frame_is_refused(cache: FeatureCache) -> No
 
     with pytest.raises(UnsupportedOutputError, match="one frame per partition"):
         pair.map([{"day": "a"}])
+
+
+@pytest.mark.s3
+def test_an_s3_prefix_of_hive_folders_maps_and_a_changed_day_recomputes_alone(
+    s3_endpoint: S3Endpoint, cache: FeatureCache
+) -> None:
+    client = s3_endpoint.client()
+    bucket = s3_endpoint.bucket()
+    prefix = f"clicks-{uuid.uuid4().hex[:8]}"
+    for day in ("2026-01-02", "2026-01-01", "2026-01-03"):
+        client.put_object(Bucket=bucket, Key=f"{prefix}/day={day}/clicks.parquet", Body=b"v1")
+    client.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")  # not a partition
+    found = hive(f"s3://{bucket}/{prefix}", key="day")
+    assert [p.label for p in found] == ["day=2026-01-01", "day=2026-01-02", "day=2026-01-03"]
+    assert found[0].kwargs == {
+        "day": "2026-01-01",
+        "path": f"s3://{bucket}/{prefix}/day=2026-01-01/",
+    }
+
+    @cache.cached_feature
+    def listed(day: str, path: str) -> pl.DataFrame:
+        return pl.DataFrame({"day": [day], "path": [path]})
+
+    first = listed.map(found)
+    assert (first.hits, first.misses) == (0, 3)
+    client.put_object(Bucket=bucket, Key=f"{prefix}/day=2026-01-02/clicks.parquet", Body=b"v2")
+    again = listed.map(hive(f"s3://{bucket}/{prefix}", key="day"))
+    assert (again.hits, again.misses) == (2, 1)
+    changed = [a != b for a, b in zip(first.key_ids, again.key_ids, strict=True)]
+    assert changed == [False, True, False]  # the day's key follows the objects under it
+    assert again.lazy().select("day").collect()["day"].to_list() == [
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+    ]
