@@ -4,14 +4,15 @@ partitions' artifacts, under the feature name ``<feature>.partitioned``.
 It is an ordinary composite (``results.codec``): a dict from partition label to frame part,
 with a ``partitioned`` marker in its structure. So ``ls``, ``show``, ``verify``, ``gc`` (a
 live composite protects its parts) and ``lineage`` (one edge per partition to its artifact)
-see one partitioned feature with N parts, and its key names every partition's key and
+see one partitioned feature with N parts (so do listeners such as MLflow: one event, its
+parts as inputs), and its key names every partition's key and
 artifact, so a partition recomputed to new content gives a new record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from featurecache.catalog.records import (
     ArtifactRecord,
@@ -23,6 +24,7 @@ from featurecache.catalog.records import (
 from featurecache.errors import ArtifactNotFoundError, UnsupportedOutputError
 from featurecache.fingerprint.types import InputFingerprint
 from featurecache.hashing import hash_struct
+from featurecache.hooks import resolved_event, upstream_of
 from featurecache.keys import build_key
 from featurecache.partitions.task import PartDone
 from featurecache.publish import COMPOSITE_URI
@@ -112,8 +114,30 @@ def record_partitioned(
         for item in done
     ]
     record = CodeVersionRecord(code.digest, name, code.source, code.components)
+    known = engine.catalog.lookup(key.key_id)
+    if known is not None and known.artifact.artifact_id == artifact_id:
+        _report(engine, known, "hit", code.source, ())  # a rerun: nothing to write
+        return known, parts
     hit = engine.catalog.publish(entry, artifact, edges, record, parts)
+    _report(engine, hit, "miss", code.source, edges)
     return hit, parts
+
+
+def _report(
+    engine: CacheEngine,
+    hit: Hit,
+    kind: Literal["hit", "miss"],
+    source: str,
+    edges: Sequence[LineageEdge],
+) -> None:
+    """Listeners (MLflow) see the set as one feature whose inputs are its parts."""
+    if not engine.listeners:
+        return
+    event = resolved_event(
+        hit, kind, code_source=source, upstream=upstream_of(edges, engine.store.artifact_uri)
+    )
+    for listener in engine.listeners:
+        listener.on_resolved(event)
 
 
 def _part_record(engine: CacheEngine, feature: str, item: PartDone) -> ArtifactRecord:
