@@ -80,7 +80,8 @@ class PartitionedResult:
         except ImportError:
             raise MissingDependencyError("ray", "ray", "PartitionedResult.to_ray()") from None
         filesystem, paths = self._arrow_paths()
-        return ray.data.read_parquet(paths, filesystem=filesystem)
+        # Holds are named ``….hold``: no filter on the extension.
+        return ray.data.read_parquet(paths, filesystem=filesystem, file_extensions=None)
 
     def _arrow_paths(self) -> tuple[Any, list[str]]:
         """The parts as pyarrow sees them: local paths (no filesystem), or an S3 filesystem

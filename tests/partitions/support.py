@@ -20,16 +20,22 @@ import polars as pl
 from featurecache import cached_feature
 
 SCALE = 2  # edited by tests: a code change
+# Cluster workers may run in another folder: every side file is in the project's. The side
+# files' names have no extension: a path literal of the code is an input of every entry
+# (README "Files the body reads"), and creating killed_flag must not make entries stale.
+HERE = os.path.dirname(os.path.abspath(__file__))
+CALLS = os.path.join(HERE, "calls.log")
 
 @cached_feature
 def sessionize(day: str, path: Path, gap: int = 30) -> pl.DataFrame:
     _count("sessionize")
+    _count(f"day={day}")
     block = os.environ.get("BLOCK_DAY")
-    if block == day and not os.path.exists("killed.flag"):
+    if block == day and not os.path.exists(os.path.join(HERE, "killed_flag")):
         # The worker-killed test: say which process runs this task, then wait to be killed.
-        with open("started.tmp", "w") as handle:
+        with open(os.path.join(HERE, "started_tmp"), "w") as handle:
             handle.write(str(os.getpid()))
-        os.replace("started.tmp", "started.pid")
+        os.replace(os.path.join(HERE, "started_tmp"), os.path.join(HERE, "started_pid"))
         while True:
             time.sleep(0.05)
     clicks = pl.read_parquet(path / "clicks.parquet")
@@ -60,10 +66,10 @@ from features import sessionize
 
 def kill_when_started():
     # Waits for the file the blocked task writes, then kills that worker process.
-    while not os.path.exists("started.pid"):
+    while not os.path.exists("started_pid"):
         time.sleep(0.02)
-    pid = int(open("started.pid").read())
-    open("killed.flag", "w").close()
+    pid = int(open("started_pid").read())
+    open("killed_flag", "w").close()
     os.kill(pid, signal.SIGKILL)
 
 def run(executor):
@@ -111,7 +117,8 @@ def main(name):
         "reader_rows": dask_rows,
     }))
 
-main(sys.argv[1])
+if __name__ == "__main__":  # spawned workers import this file again
+    main(sys.argv[1])
 """
 
 
