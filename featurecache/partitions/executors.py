@@ -20,7 +20,7 @@ from featurecache.partitions.sources import Partition
 from featurecache.partitions.task import PartDone, resolve_partition
 
 if TYPE_CHECKING:
-    from featurecache.feature import Feature
+    from featurecache.partitions.task import MappedFeature
 
 EXECUTORS = (
     'None (in this process, one after the other), "threads", "processes", a '
@@ -29,7 +29,7 @@ EXECUTORS = (
 
 
 def run(
-    feature: Feature[..., Any],
+    feature: MappedFeature,
     partitions: Sequence[Partition],
     executor: object,
     *,
@@ -57,7 +57,7 @@ def run(
 
 
 def _on_futures(
-    pool: cf.Executor, feature: Feature[..., Any], partitions: Sequence[Partition]
+    pool: cf.Executor, feature: MappedFeature, partitions: Sequence[Partition]
 ) -> list[PartDone]:
     futures = [pool.submit(resolve_partition, feature, p.label, dict(p.kwargs)) for p in partitions]
     return [future.result() for future in futures]
@@ -69,7 +69,7 @@ def _is_dask_client(executor: object) -> bool:
 
 
 def _on_dask(
-    client: Any, feature: Feature[..., Any], partitions: Sequence[Partition], retries: int
+    client: Any, feature: MappedFeature, partitions: Sequence[Partition], retries: int
 ) -> list[PartDone]:
     futures = [
         client.submit(
@@ -88,7 +88,7 @@ def _on_dask(
 
 
 def _on_ray(
-    feature: Feature[..., Any], partitions: Sequence[Partition], retries: int
+    feature: MappedFeature, partitions: Sequence[Partition], retries: int
 ) -> list[PartDone]:
     try:
         import ray

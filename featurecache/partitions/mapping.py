@@ -19,11 +19,11 @@ from featurecache.partitions.result import PartitionedResult
 from featurecache.partitions.sources import Partition, as_partitions
 
 if TYPE_CHECKING:
-    from featurecache.feature import Feature
+    from featurecache.partitions.task import MappedFeature
 
 
 def map_feature(
-    feature: Feature[..., Any],
+    feature: MappedFeature,
     partitions: object,
     *,
     executor: object = None,
@@ -51,7 +51,7 @@ def map_feature(
 
 
 def _with_common(
-    feature: Feature[..., Any], partition: Partition, common: Mapping[str, Any]
+    feature: MappedFeature, partition: Partition, common: Mapping[str, Any]
 ) -> Partition:
     both = sorted(set(partition.kwargs) & set(common))
     if both:

@@ -33,7 +33,7 @@ from featurecache.results.leaf import text_out
 
 if TYPE_CHECKING:
     from featurecache.engine import CacheEngine
-    from featurecache.feature import Feature
+    from featurecache.partitions.task import MappedFeature
 
 SUFFIX = ".partitioned"
 _TYPE_NAMES = {
@@ -45,7 +45,7 @@ _TYPE_NAMES = {
 
 
 def record_partitioned(
-    engine: CacheEngine, feature: Feature[..., Any], done: Sequence[PartDone]
+    engine: CacheEngine, feature: MappedFeature, done: Sequence[PartDone]
 ) -> tuple[Hit, list[ArtifactRecord]]:
     """Commit the composite record of ``done`` (idempotent: the same parts give the same
     key and artifact); returns it with its parts' records, in partition order."""

@@ -10,13 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from featurecache.catalog.records import ReturnKind
+from featurecache.engine import FeatureSpec
 from featurecache.errors import ConfigError
 
 if TYPE_CHECKING:
-    from featurecache.feature import Feature
+    from featurecache.engine import CacheEngine
+    from featurecache.settings import Settings
+
+
+class CacheSpec(Protocol):
+    """What a task needs of a ``FeatureCache``."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def engine(self) -> CacheEngine: ...
+
+
+class MappedFeature(FeatureSpec, Protocol):
+    """What mapping needs of a decorated function (``feature.Feature`` provides it; a
+    protocol, so that this package does not import ``feature``, which imports it)."""
+
+    @property
+    def cache(self) -> CacheSpec: ...
 
 
 @dataclass(frozen=True)
@@ -30,9 +49,7 @@ class PartDone:
     hit: bool
 
 
-def resolve_partition(
-    feature: Feature[..., Any], label: str, kwargs: Mapping[str, Any]
-) -> PartDone:
+def resolve_partition(feature: MappedFeature, label: str, kwargs: Mapping[str, Any]) -> PartDone:
     """Resolve ``feature(**kwargs)`` to its stored artifact (a hit, or computed and stored)."""
     cache = feature.cache
     if cache.settings.disable:

@@ -14,8 +14,7 @@ import pytest
 
 from tests.e2e import Project
 from tests.integrations.fixtures_mlflow import mlflow_server  # noqa: F401
-
-CONTEXT_TAG = "mlflow.data.context"
+from tests.integrations.test_mlflow_composites import _inputs
 
 FEATURES = """
 import polars as pl
@@ -45,13 +44,6 @@ print(json.dumps({"run_id": run.info.run_id, "ref": result.ref, "parts": list(re
 def _run(project: Project, tracking: str, experiment: str) -> dict[str, Any]:
     script = IN_A_RUN.replace("TRACKING", repr(tracking)).replace("EXPERIMENT", repr(experiment))
     return dict(project.run_json(script, MLFLOW_TRACKING_URI=tracking))
-
-
-def _inputs(tracking: str, run_id: str) -> dict[str, Any]:
-    from mlflow import MlflowClient
-
-    run = MlflowClient(tracking).get_run(run_id)
-    return {i.dataset.digest: i for i in run.inputs.dataset_inputs} if run.inputs else {}
 
 
 @pytest.mark.mlflow
