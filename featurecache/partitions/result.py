@@ -3,9 +3,10 @@ reads them where they lie, without loading everything: a polars ``LazyFrame`` sc
 part (filters and column selections pushed down to the files' row groups), a Dask DataFrame
 or a Ray Dataset over the same Parquet files (local or S3).
 
-Local parts are read through holds (``store.local.hold_file``): hard links in this process's
-holds folder, so a ``featurecache gc`` that deletes an artifact before the scan is collected
-does not take the file from under it.
+``lazy()`` reads local parts through holds (``store.local.hold_file``): hard links in this
+process's holds folder, so a ``featurecache gc`` that deletes an artifact before the scan is
+collected does not take the file from under it. ``to_dask()`` and ``to_ray()`` read the
+artifacts' own files (their workers are other processes, possibly on other hosts).
 """
 
 from __future__ import annotations
@@ -41,15 +42,18 @@ class PartitionedResult:
         """Partition label -> artifact id."""
         return dict(zip(self.labels, self.artifact_ids, strict=True))
 
-    def _paths(self) -> list[str]:
+    def _paths(self, *, hold: bool) -> list[str]:
+        """The parts' files; local ones through holds when ``hold`` (this process reads
+        them). Dask and Ray read the artifacts' own paths: their workers are other processes,
+        and Ray's listing skips hidden folders such as the holds'."""
         from featurecache.store.local import hold_file
 
         out = []
         for target, artifact_id in zip(self.targets, self.artifact_ids, strict=True):
-            if target.storage_options is None and not target.path.startswith("s3://"):
-                out.append(str(hold_file(Path(target.path), artifact_id)))
-            else:
-                out.append(target.path)
+            local = target.storage_options is None and not target.path.startswith("s3://")
+            out.append(
+                str(hold_file(Path(target.path), artifact_id)) if local and hold else target.path
+            )
         return out
 
     def _storage_options(self) -> dict[str, str] | None:
@@ -59,7 +63,7 @@ class PartitionedResult:
         """A polars ``LazyFrame`` over every partition (in partition order)."""
         import polars as pl
 
-        return pl.scan_parquet(self._paths(), storage_options=self._storage_options())
+        return pl.scan_parquet(self._paths(hold=True), storage_options=self._storage_options())
 
     def to_dask(self) -> Any:
         """A Dask DataFrame reading the parts directly (one Dask partition per file or row
@@ -80,14 +84,13 @@ class PartitionedResult:
         except ImportError:
             raise MissingDependencyError("ray", "ray", "PartitionedResult.to_ray()") from None
         filesystem, paths = self._arrow_paths()
-        # Holds are named ``….hold``: no filter on the extension.
-        return ray.data.read_parquet(paths, filesystem=filesystem, file_extensions=None)
+        return ray.data.read_parquet(paths, filesystem=filesystem)
 
     def _arrow_paths(self) -> tuple[Any, list[str]]:
         """The parts as pyarrow sees them: local paths (no filesystem), or an S3 filesystem
         built from the store's options and ``bucket/key`` paths."""
         options = self._storage_options()
-        paths = self._paths()
+        paths = self._paths(hold=False)
         if options is None and not any(p.startswith("s3://") for p in paths):
             return None, paths
         return s3_filesystem(options or {}), [p.removeprefix("s3://") for p in paths]
