@@ -44,4 +44,4 @@ bench-small: $(STAMP)
 	$(BIN)/python benchmarks/run.py --small
 
 clean:
-	rm -rf $(VENV) .featurecache examples/churn/data benchmarks/work
+	rm -rf $(VENV) .featurecache examples/churn/data examples/partitioned/data benchmarks/work
