@@ -158,3 +158,33 @@ def test_an_s3_prefix_of_hive_folders_maps_and_a_changed_day_recomputes_alone(
         "2026-01-02",
         "2026-01-03",
     ]
+
+
+def test_a_cache_that_cannot_store_says_so_instead_of_naming_no_artifact(tmp_path: Path) -> None:
+    from featurecache.errors import PartitionNotStoredError
+
+    cache = FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "store", read_only=True
+    )
+
+    @cache.cached_feature
+    def daily(day: str) -> pl.DataFrame:
+        return pl.DataFrame({"day": [day]})
+
+    with pytest.raises(PartitionNotStoredError, match="FEATURECACHE_READ_ONLY") as refused:
+        daily.map([{"day": "2026-01-01"}])
+    assert refused.value.feature == daily.name
+
+
+def test_caching_disabled_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    cache = FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "store", disable=True
+    )
+
+    @cache.cached_feature
+    def daily(day: str) -> pl.DataFrame:
+        return pl.DataFrame({"day": [day]})
+
+    with pytest.raises(ConfigError, match=r"feature\.func") as refused:
+        daily.map([{"day": "2026-01-01"}])
+    assert refused.value.setting == "FEATURECACHE_DISABLE"
