@@ -100,7 +100,8 @@ def main() -> None:
             if name == "union"
             else f"  hits {runs[-1]['hits']:.0f} misses {runs[-1]['misses']:.0f}"
         )
-        print(f"  {name:<8} {median[name]:7.2f}{extra}")
+        each = ", ".join(f"{r['seconds']:.2f}" for r in runs)
+        print(f"  {name:<8} {median[name]:7.2f}  ({each}){extra}")
     print(f"  cluster start {cluster:.2f} (not in the map's seconds)")
     print(
         f"  cold on 2 Dask workers / union in one process: {median['cold'] / median['union']:.2f}"
