@@ -62,8 +62,7 @@ def test_the_catalog_holds_one_partitioned_composite_with_its_parts(team: TeamBa
     assert [e.feature for e in entries] == ["sessionize.partitioned"]
     assert parts == result["artifacts"]
     assert sorted(e.upstream_artifact_id or "" for e in edges) == sorted(result["artifacts"])
-    shown = team.project.run(
-        f"from featurecache.cli.main import main; main(['show', {result['ref'][:12]!r}])",
-        **team.env(),
+    shown = team.run(
+        f"from featurecache.cli.main import main; main(['show', {result['ref'][:12]!r}])"
     ).stdout
     assert "6 partitions of sessionize" in shown

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from featurecache import FeatureCache
+from featurecache import Feature, FeatureCache
 from featurecache.errors import ConfigError
 from featurecache.partitions import Partition, files, hive
 from featurecache.partitions.sources import as_partitions, label_of
@@ -160,31 +161,26 @@ def test_an_s3_prefix_of_hive_folders_maps_and_a_changed_day_recomputes_alone(
     ]
 
 
-def test_a_cache_that_cannot_store_says_so_instead_of_naming_no_artifact(tmp_path: Path) -> None:
-    from featurecache.errors import PartitionNotStoredError
-
-    cache = FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "store", read_only=True
-    )
+def _daily(tmp_path: Path, **settings: Any) -> Feature[[str], pl.DataFrame]:
+    cache = FeatureCache(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "s", **settings)
 
     @cache.cached_feature
     def daily(day: str) -> pl.DataFrame:
         return pl.DataFrame({"day": [day]})
 
+    return daily
+
+
+def test_a_cache_that_cannot_store_says_so_instead_of_naming_no_artifact(tmp_path: Path) -> None:
+    from featurecache.errors import PartitionNotStoredError
+
+    daily = _daily(tmp_path, read_only=True)
     with pytest.raises(PartitionNotStoredError, match="FEATURECACHE_READ_ONLY") as refused:
         daily.map([{"day": "2026-01-01"}])
     assert refused.value.feature == daily.name
 
 
 def test_caching_disabled_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    cache = FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "store", disable=True
-    )
-
-    @cache.cached_feature
-    def daily(day: str) -> pl.DataFrame:
-        return pl.DataFrame({"day": [day]})
-
     with pytest.raises(ConfigError, match=r"feature\.func") as refused:
-        daily.map([{"day": "2026-01-01"}])
+        _daily(tmp_path, disable=True).map([{"day": "2026-01-01"}])
     assert refused.value.setting == "FEATURECACHE_DISABLE"
