@@ -43,6 +43,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/partitioned.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run.py --quick
@@ -57,4 +58,4 @@ bench-stream: $(STAMP)
 	$(BIN)/python benchmarks/stream.py
 
 clean:
-	rm -rf $(VENV) .featurecache examples/churn/data benchmarks/work
+	rm -rf $(VENV) .featurecache examples/churn/data examples/partitioned/data benchmarks/work

@@ -432,11 +432,13 @@ class CacheEngine:
         kwargs: dict[str, Any],
         *,
         recompute: bool = False,
+        keyed: tuple[CacheKey, dict[str, InputFingerprint]] | None = None,
     ) -> Any:
         """Resolve one call: a hit, or compute and publish. ``recompute``: compute even if
-        the key is cached, and replace its entry (``Feature.recompute``)."""
+        the key is cached, and replace its entry (``Feature.recompute``). ``keyed``: the
+        call's key and input fingerprints, when the caller has built them already."""
         started = time.perf_counter()
-        key, inputs = self.key_for(feature, args, kwargs)
+        key, inputs = keyed or self.key_for(feature, args, kwargs)
         self.publisher.wait_for(key.key_id)
         call = Call(feature, args, kwargs, key, inputs, started)
         if observed.current() is not None:  # inside another feature's body: its inputs too
@@ -458,6 +460,71 @@ class CacheEngine:
                 return value
             call.notes.reason = "its stored result was missing or corrupt"
         return self._miss(call)
+
+    def stored_artifact(
+        self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, str, ReturnKind, bool]:
+        """Resolve one call to its stored artifact without handing its value back:
+        ``(key_id, artifact_id, return_kind, hit)``. A hit's file is checked, not decoded (a local file:
+        size, whole-file hash and footer, once per process while unchanged; a remote object:
+        its size); a missing or damaged one is forgotten and the call computes, as a miss
+        does. Raises ``PartitionNotStoredError`` when the result could not be stored (a
+        read-only cache, a store or catalog refusing writes). Used by partitioned features,
+        whose workers hand ids, never frames, back to the driver."""
+        from featurecache.errors import PartitionNotStoredError
+
+        started = time.perf_counter()
+        key, inputs = self.key_for(feature, args, kwargs)
+        self.publisher.wait_for(key.key_id)
+        call = Call(feature, args, kwargs, key, inputs, started)
+        hit = None
+        if not self._refresh_pending(feature.name, key.key_id):
+            hit = self._fresh(self.catalog.lookup(key.key_id), call)
+        if hit is not None and self._intact(hit):
+            self._record_hit(hit, time.perf_counter() - started)
+            return key.key_id, hit.artifact.artifact_id, hit.entry.return_kind, True
+        self.call(feature, args, kwargs, keyed=(key, inputs))
+        self.publisher.wait_for(key.key_id)
+        stored = self.catalog.lookup(key.key_id)
+        if stored is None:
+            raise PartitionNotStoredError(feature.name, key.key_id)
+        return key.key_id, stored.artifact.artifact_id, stored.entry.return_kind, False
+
+    def _intact(self, hit: Hit) -> bool:
+        """Whether every file of ``hit`` is in the store as recorded (``stored_artifact``);
+        a missing or damaged one is forgotten (quarantined) and False returned."""
+        for artifact in hit.parts or (hit.artifact,):
+            try:
+                path = self.store.local_path(artifact.artifact_id)
+                if path is not None:
+                    try:
+                        _verified_local(artifact, path)
+                    except FileNotFoundError:
+                        raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
+                else:
+                    size = self.store.size(artifact.artifact_id)
+                    if size is None:
+                        raise ArtifactNotFoundError(artifact.artifact_id, self.store.location)
+                    if size != artifact.size_bytes:  # the bytes are checked when read
+                        raise ArtifactCorruptError(
+                            artifact.artifact_id,
+                            f"{size} bytes, the catalog recorded {artifact.size_bytes}",
+                        )
+            except ArtifactNotFoundError as exc:
+                log.warning(
+                    "artifact %s is missing from %s: recomputing", exc.ref, self.store.location
+                )
+                self._forget(artifact.artifact_id)
+                return False
+            except ArtifactCorruptError as exc:
+                log.warning("%s: quarantined, recomputing", exc)
+                self._forget(exc.artifact_id, quarantine=exc.reason)
+                return False
+            except StoreError as exc:  # unreachable now: kept, and the call decides
+                log.warning("featurecache: cannot check %s (%s)", artifact.artifact_id, exc)
+                return False
+        self._saw(hit.artifact.artifact_id)
+        return True
 
     def is_cached(
         self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]

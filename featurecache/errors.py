@@ -171,6 +171,21 @@ class StoreCapabilityError(StoreError):
     """The artifact store lacks a capability that shared mode needs (e.g. conditional create)."""
 
 
+class PartitionNotStoredError(FeatureCacheError, RuntimeError):
+    """A partition of a partitioned feature was computed but could not be stored, so the
+    partitioned result cannot name its artifact."""
+
+    def __init__(self, feature: str, key_id: str) -> None:
+        self.feature = feature
+        self.key_id = key_id
+        super().__init__(
+            f"partition of {feature!r} (key {key_id[:12]}) was computed but not stored: the "
+            "cache is read-only or its store or catalog refused the write (see the warning "
+            "above). A partitioned feature needs a writable cache: fix the store or catalog, "
+            "or unset FEATURECACHE_READ_ONLY, and run again"
+        )
+
+
 class LeaseLostError(FeatureCacheError, RuntimeError):
     """This process no longer owns the lease for a key it was computing; it must not publish."""
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from featurecache.catalog import Catalog
     from featurecache.engine import CacheEngine
     from featurecache.fingerprint.types import CodeIdentity
+    from featurecache.partitions.result import PartitionedResult
     from featurecache.settings import Settings
     from featurecache.store.base import ArtifactStore
 
@@ -322,6 +323,21 @@ class Feature(Generic[P, R]):
             return _uncached(self, args, kwargs)
         result: R = cache.engine.call(self, args, kwargs)
         return result
+
+    def map(
+        self, partitions: object, *, executor: object = None, retries: int = 3, **common: Any
+    ) -> PartitionedResult:
+        """Call the feature once per partition, each an ordinary cached call, on
+        ``executor``: None (here, in turn), ``"threads"``, ``"processes"``, a
+        ``concurrent.futures.Executor``, a ``distributed.Client`` or ``"ray"``. ``partitions``
+        is a list of keyword-argument dicts, or ``featurecache.partitions.hive(...)`` /
+        ``files(...)``; ``common`` keyword arguments go to every call. ``retries``: how often
+        Dask or Ray retries a task whose worker died. Workers hand artifact ids back, never
+        frames; the result reads the parts lazily (``.lazy()``, ``.to_dask()``,
+        ``.to_ray()``)."""
+        from featurecache.partitions.mapping import map_feature
+
+        return map_feature(self, partitions, executor=executor, retries=retries, common=common)
 
     # -- control (README "Seeing and controlling the cache") -----------------------------
 

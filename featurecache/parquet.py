@@ -63,7 +63,11 @@ def write_parquet(
         )
         return
     pq.write_table(
-        _pyarrow_writable(table),
+        # A polars result written here (in a forked child, where polars' writer is not safe)
+        # stores the Arrow types polars' own writer stores, so every artifact of a feature has
+        # one schema whichever process wrote it: readers that unify the parts' schemas (Ray
+        # Data, pyarrow datasets) refuse string_view next to large_string.
+        _pyarrow_writable(table, polars_types=kind in ("polars", "lazy")),
         path,
         compression=_CODECS[settings.compression],
         compression_level=level,
@@ -79,11 +83,16 @@ def write_parquet(
     )
 
 
-def _pyarrow_writable(table: pa.Table) -> pa.Table:
+def _pyarrow_writable(table: pa.Table, *, polars_types: bool = False) -> pa.Table:
     """pyarrow's Parquet writer cannot encode dictionaries of string/binary views (what polars
-    exports for Categorical): give those dictionaries large values instead."""
+    exports for Categorical): give those dictionaries large values instead. ``polars_types``:
+    every string/binary view becomes large, as polars' writer stores them."""
 
     def fix(t: pa.DataType) -> pa.DataType:
+        if polars_types and pa.types.is_string_view(t):
+            return pa.large_string()
+        if polars_types and pa.types.is_binary_view(t):
+            return pa.large_binary()
         if pa.types.is_dictionary(t):
             value = t.value_type
             if pa.types.is_string_view(value):

@@ -40,6 +40,7 @@ SUBPACKAGES = {
     "fingerprint",
     "integrations",
     "ops",
+    "partitions",
     "results",
     "store",
     "stream",
@@ -164,6 +165,10 @@ def _importers(prefix: str) -> dict[str, set[str]]:
         ("featurecache.publish", "featurecache.engine"),
         ("featurecache.feature", "featurecache.ops"),
         ("featurecache.fingerprint", "featurecache.integrations"),
+        ("featurecache.engine", "featurecache.partitions"),
+        ("featurecache.catalog", "featurecache.partitions"),
+        ("featurecache.store", "featurecache.partitions"),
+        ("featurecache.partitions", "featurecache.cli"),
     ],
 )
 def test_dependencies_point_down(part: str, must_not_import: str) -> None:

@@ -297,3 +297,20 @@ def test_a_half_imported_pandas_does_not_break_recognising_frames(
     files = FileFingerprinter(tmp_path / "state")
     assert fingerprint_input("s", pl.Series("x", [1, 2]), files=files).kind != "value"
     assert fingerprint_input("df", frame, files=files).kind == "polars"
+
+
+def test_a_polars_result_has_one_stored_schema_whichever_writer_wrote_it(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A forked child writes polars results with pyarrow's writer: the stored Arrow types must
+    # be the ones polars' writer stores, or readers that unify the parts of a partitioned
+    # feature (Ray Data) refuse string_view next to large_string.
+    frame = pl.DataFrame({"day": ["2026-01-01", None], "blob": [b"a", b"b"], "n": [1, 2]})
+    table, kind = to_arrow(frame, "f")
+    write_parquet(table, tmp_path / "parent.parquet", settings, kind=kind)
+    monkeypatch.setattr("featurecache.parquet.in_forked_child", lambda: True)
+    write_parquet(table, tmp_path / "child.parquet", settings, kind=kind)
+    parent = pq.read_schema(tmp_path / "parent.parquet")
+    child = pq.read_schema(tmp_path / "child.parquet")
+    assert child.types == parent.types
+    assert read_artifact_file(tmp_path / "child.parquet", "polars").equals(frame)

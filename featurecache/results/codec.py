@@ -330,6 +330,9 @@ def describe(structure: dict[str, Any], limit: int = 200) -> str:
     """One line for ``ls`` / ``show``: ``tuple(pandas.DataFrame 800×12, pandas.Series int64
     ×800)``; long containers are cut (``… 97 more``), the whole line at ``limit`` characters."""
     text = _describe(structure["root"])
+    marker = structure.get("partitioned")
+    if marker is not None:  # partitions.record: a feature mapped over partitions
+        text = f"{marker['parts']} partitions of {marker['feature']}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
