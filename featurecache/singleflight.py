@@ -1,9 +1,9 @@
 """The single-flight protocol: concurrent callers of one key compute it once.
 
 The first caller takes the key's lease in the catalog and computes; the others poll for the
-published result with jittered exponential backoff. The owner renews its lease from a
-heartbeat thread (one per process, ``heartbeat.py``); a crashed owner stops renewing, its lease expires (by the database clock)
-and one waiter takes over. An owner on the waiter's own host whose process no longer exists
+published result with jittered exponential backoff. The owner renews its lease from the
+process's one heartbeat thread (``heartbeat.py``); a crashed owner stops renewing, its lease
+expires (by the database clock) and one waiter takes over. An owner on the waiter's own host whose process no longer exists
 (a killed pool worker) is taken over at once rather than after its lease expires
 (``owner_is_dead``). An owner that cannot renew in time fences itself: ``check()``
 raises ``LeaseLostError`` so it does not publish (restic's self-fencing). Even a late publish
