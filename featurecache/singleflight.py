@@ -1,9 +1,9 @@
 """The single-flight protocol: concurrent callers of one key compute it once.
 
 The first caller takes the key's lease in the catalog and computes; the others poll for the
-published result with jittered exponential backoff. The owner renews its lease from a
-heartbeat thread; a crashed owner stops renewing, its lease expires (by the database clock)
-and one waiter takes over. An owner on the waiter's own host whose process no longer exists
+published result with jittered exponential backoff. The owner renews its lease from the
+process's one heartbeat thread (``heartbeat.py``); a crashed owner stops renewing, its lease
+expires (by the database clock) and one waiter takes over. An owner on the waiter's own host whose process no longer exists
 (a killed pool worker) is taken over at once rather than after its lease expires
 (``owner_is_dead``). An owner that cannot renew in time fences itself: ``check()``
 raises ``LeaseLostError`` so it does not publish (restic's self-fencing). Even a late publish
@@ -28,7 +28,6 @@ import os
 import random
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -37,6 +36,7 @@ from typing import Protocol, Self
 from featurecache.background import process_gone
 from featurecache.catalog.records import Hit, LeaseRecord
 from featurecache.errors import FeatureCacheError, LeaseLostError, WaitTimeoutError
+from featurecache.heartbeat import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def _check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:
 
 
 class LeaseKeeper:
-    """A held lease, renewed every ``heartbeat_seconds`` by a daemon thread until released.
+    """A held lease, renewed every ``heartbeat_seconds`` by the process's heartbeat thread
+    (``heartbeat.py``) until released.
 
     The lease counts as lost when a renewal finds that someone else holds the key, or when
     no renewal has succeeded for ``lease_seconds - 1.5 * heartbeat_seconds`` (the lease may
@@ -120,32 +121,31 @@ class LeaseKeeper:
         self._margin = max(lease_seconds - 1.5 * heartbeat_seconds, heartbeat_seconds)
         self._last_renewed = time.monotonic()  # the caller has just acquired it
         self._taken = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._number: int | None = None  # registered with the heartbeat under this number
         self._released = False
 
     def start(self) -> Self:
-        """Start heartbeating (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._heartbeat, name=f"featurecache-lease-{self.key_id[:12]}", daemon=True
-            )
-            self._thread.start()
+        """Start heartbeating (idempotent): the process's one heartbeat thread renews it."""
+        if self._number is None:
+            self._number = heartbeat().add(self)
         return self
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
-            try:
-                renewed = self.catalog.renew_lease(self.key_id, self.owner, self.lease_seconds)
-            except FeatureCacheError as error:
-                # The catalog is unreachable: keep trying until the deadline says lost.
-                log.warning("could not renew the lease on %s: %s", self.key_id[:12], error)
-                continue
-            if not renewed:
-                self._taken = True
-                log.warning("lost the lease on %s to another process", self.key_id[:12])
-                return
-            self._last_renewed = time.monotonic()
+    def renew(self) -> bool:
+        """Renew once (called by the heartbeat); False once another process holds the key."""
+        try:
+            renewed = self.catalog.renew_lease(self.key_id, self.owner, self.lease_seconds)
+        except FeatureCacheError as error:
+            # The catalog is unreachable: keep trying until the deadline says lost.
+            log.warning("could not renew the lease on %s: %s", self.key_id[:12], error)
+            return True
+        if self._released:
+            return False  # released while this renewal ran: it updated nothing
+        if not renewed:
+            self._taken = True
+            log.warning("lost the lease on %s to another process", self.key_id[:12])
+            return False
+        self._last_renewed = time.monotonic()
+        return True
 
     @property
     def lost(self) -> bool:
@@ -166,10 +166,9 @@ class LeaseKeeper:
         until it expires."""
         if self._released:
             return
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
         self._released = True
+        if self._number is not None:
+            heartbeat().forget(self._number)  # no wait for the heartbeat thread
         give_up = time.monotonic() + self.heartbeat_seconds
         delay = FIRST_POLL_SECONDS
         while True:

@@ -24,6 +24,7 @@ TOP_LEVEL = {
     "feature",
     "frames",
     "hashing",
+    "heartbeat",
     "hooks",
     "logs",
     "keys",
