@@ -47,6 +47,8 @@ def map_feature(
         ref=hit.artifact.artifact_id,
         hits=sum(item.hit for item in done),
         misses=sum(not item.hit for item in done),
+        records=tuple(records),
+        engine=engine,
     )
 
 

@@ -3,21 +3,28 @@ reads them where they lie, without loading everything: a polars ``LazyFrame`` sc
 part (filters and column selections pushed down to the files' row groups), a Dask DataFrame
 or a Ray Dataset over the same Parquet files (local or S3).
 
-``lazy()`` reads local parts through holds (``store.local.hold_file``): hard links in this
-process's holds folder, so a ``featurecache gc`` that deletes an artifact before the scan is
-collected does not take the file from under it. ``to_dask()`` and ``to_ray()`` read the
-artifacts' own files (their workers are other processes, possibly on other hosts).
+``lazy()`` reads only bytes this process verified, as a lazy hit does
+(``stream.source.artifact_source``): each part's size, whole-file xxh3 and footer are checked
+against the catalog (once per process while the file is unchanged), then its file is scanned
+through a hold (``store.local.hold_file``: a hard link in this process's holds folder, so a
+``featurecache gc`` or a tier eviction before the scan is collected does not take the file from
+under it); a remote part is read from the local tier's copy, or downloaded and scanned from
+memory. ``to_dask()`` and ``to_ray()`` read the artifacts' own files (their workers are other
+processes, possibly on other hosts), which this process does not verify.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from featurecache.errors import MissingDependencyError
 from featurecache.store.base import ScanTarget
+
+if TYPE_CHECKING:
+    from featurecache.catalog.records import ArtifactRecord
+    from featurecache.engine import CacheEngine
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,9 @@ class PartitionedResult:
     ref: str
     hits: int
     misses: int
+    # The parts' catalog records and the engine that reads them (``lazy()`` verifies).
+    records: tuple[ArtifactRecord, ...] = field(default=(), compare=False, repr=False)
+    engine: CacheEngine | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,28 +52,33 @@ class PartitionedResult:
         """Partition label -> artifact id."""
         return dict(zip(self.labels, self.artifact_ids, strict=True))
 
-    def _paths(self, *, hold: bool) -> list[str]:
-        """The parts' files; local ones through holds when ``hold`` (this process reads
-        them). Dask and Ray read the artifacts' own paths: their workers are other processes,
-        and Ray's listing skips hidden folders such as the holds'."""
-        from featurecache.store.local import hold_file
-
-        out = []
-        for target, artifact_id in zip(self.targets, self.artifact_ids, strict=True):
-            local = target.storage_options is None and not target.path.startswith("s3://")
-            out.append(
-                str(hold_file(Path(target.path), artifact_id)) if local and hold else target.path
-            )
-        return out
+    def _paths(self) -> list[str]:
+        """The parts' own files, for Dask and Ray: their workers are other processes, and
+        Ray's listing skips hidden folders such as the holds'."""
+        return [target.path for target in self.targets]
 
     def _storage_options(self) -> dict[str, str] | None:
         return next((t.storage_options for t in self.targets if t.storage_options), None)
 
     def lazy(self) -> Any:
-        """A polars ``LazyFrame`` over every partition (in partition order)."""
+        """A polars ``LazyFrame`` over every partition (in partition order), each part
+        verified against the catalog before it is scanned: ``ArtifactCorruptError`` or
+        ``ArtifactNotFoundError`` when a part's bytes are not what was recorded."""
         import polars as pl
 
-        return pl.scan_parquet(self._paths(hold=True), storage_options=self._storage_options())
+        from featurecache.parquet import scan_artifact_bytes
+        from featurecache.stream.source import LocalSource, artifact_source
+
+        if self.engine is None or len(self.records) != len(self.artifact_ids):
+            raise TypeError("a PartitionedResult not made by Feature.map cannot be read")
+        scans = []
+        for record in self.records:
+            source = artifact_source(self.engine, record)
+            if isinstance(source, LocalSource):
+                scans.append(pl.scan_parquet(source.path, hive_partitioning=False))
+            else:
+                scans.append(scan_artifact_bytes(memoryview(source.data)))
+        return pl.concat(scans, how="vertical")
 
     def to_dask(self) -> Any:
         """A Dask DataFrame reading the parts directly (one Dask partition per file or row
@@ -90,7 +105,7 @@ class PartitionedResult:
         """The parts as pyarrow sees them: local paths (no filesystem), or an S3 filesystem
         built from the store's options and ``bucket/key`` paths."""
         options = self._storage_options()
-        paths = self._paths(hold=False)
+        paths = self._paths()
         if options is None and not any(p.startswith("s3://") for p in paths):
             return None, paths
         return s3_filesystem(options or {}), [p.removeprefix("s3://") for p in paths]
