@@ -645,7 +645,7 @@ class CacheEngine:
         that fails verification (damaged on disk) is dropped and downloaded once more; one
         evicted meanwhile is downloaded again. ``_NOT_IN_TIER`` when the tier cannot hold it."""
         scan = kind == "lazy"
-        return self._with_tier_copy(
+        return self.with_tier_copy(
             artifact, lambda path: self._load_local(artifact, path, kind, scan=scan)
         )
 
@@ -669,10 +669,10 @@ class CacheEngine:
             _verified_local(artifact, path)
             return path
 
-        found = self._with_tier_copy(artifact, verified)
+        found = self.with_tier_copy(artifact, verified)
         return None if found is _NOT_IN_TIER else Path(found)
 
-    def _with_tier_copy(self, artifact: ArtifactRecord, use: Callable[[Path], Any]) -> Any:
+    def with_tier_copy(self, artifact: ArtifactRecord, use: Callable[[Path], Any]) -> Any:
         """``use`` the tier's copy of a remote artifact: a copy that fails verification is
         dropped and downloaded once more, one evicted before ``use`` opened it is downloaded
         again. ``_NOT_IN_TIER`` when the tier cannot serve it."""

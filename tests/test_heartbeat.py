@@ -56,7 +56,7 @@ def test_many_leases_start_no_thread_each_and_are_all_renewed(catalog: Catalog) 
             lease is not None and lease.heartbeat_at > first[lease.key_id] for lease in leases
         )
 
-    eventually(all_renewed)
+    eventually(all_renewed, limit=120)
     for keeper in keepers:
         assert isinstance(keeper, LeaseKeeper)
         keeper.check()
@@ -82,7 +82,7 @@ def test_a_released_lease_is_not_renewed_back(catalog: Catalog) -> None:
             seen.append(now.heartbeat_at)
         return len(seen) >= 3
 
-    eventually(clock_renewed_twice)  # the heartbeat went round twice since the release
+    eventually(clock_renewed_twice, limit=120)  # the heartbeat went round twice since the release
     assert catalog.get_lease(keeper.key_id) is None
     clock.release()
 
@@ -97,7 +97,7 @@ def test_forgotten_during_its_renewal_it_is_not_renewed_again() -> None:
     beat.forget(number)  # returns at once, while the renewal is under way
     gate.set()
     clock_number = beat.add(clock)
-    eventually(lambda: clock.renewals >= 5)
+    eventually(lambda: clock.renewals >= 5, limit=120)
     assert held.renewals == 1
     assert beat.holding() == 1
     beat.forget(clock_number)
@@ -108,7 +108,7 @@ def test_one_keeper_failing_does_not_stop_the_others() -> None:
     broken, healthy = Counter(0.01), Counter(0.01)
     broken.fail = True
     numbers = [beat.add(broken), beat.add(healthy)]
-    eventually(lambda: broken.renewals >= 3 and healthy.renewals >= 3)
+    eventually(lambda: broken.renewals >= 3 and healthy.renewals >= 3, limit=120)
     for number in numbers:
         beat.forget(number)
 
@@ -118,7 +118,7 @@ def test_a_later_earlier_lease_wakes_the_heartbeat() -> None:
     slow, quick = Counter(3600), Counter(0.01)
     numbers = [beat.add(slow)]  # the thread now sleeps for an hour
     numbers.append(beat.add(quick))
-    eventually(lambda: quick.renewals >= 3)
+    eventually(lambda: quick.renewals >= 3, limit=120)
     assert slow.renewals == 0
     for number in numbers:
         beat.forget(number)
@@ -127,7 +127,7 @@ def test_a_later_earlier_lease_wakes_the_heartbeat() -> None:
 def _child_renews(done: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     counter = Counter(0.01)
     heartbeat().add(counter)
-    eventually(lambda: counter.renewals >= 3)
+    eventually(lambda: counter.renewals >= 3, limit=120)
     done.set()
 
 

@@ -112,7 +112,7 @@ def artifact_source(engine: CacheEngine, artifact: ArtifactRecord) -> Source:
     if (path := store.local_path(artifact.artifact_id)) is not None:
         return _held_source(artifact, Path(path))
     if engine.tier is not None:
-        found = engine._with_tier_copy(artifact, lambda copy: _held_source(artifact, copy))
+        found = engine.with_tier_copy(artifact, lambda copy: _held_source(artifact, copy))
         if found is not _NOT_IN_TIER:
             assert isinstance(found, LocalSource)
             return found
