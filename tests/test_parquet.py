@@ -19,7 +19,13 @@ import pytest
 from featurecache.errors import UnsupportedOutputError
 from featurecache.fingerprint.arrow.content import fingerprint_table
 from featurecache.frames import describe_schema, to_arrow
-from featurecache.parquet import read_artifact, read_artifact_file, scan_artifact, write_parquet
+from featurecache.parquet import (
+    SMALL_TABLE_BYTES,
+    read_artifact,
+    read_artifact_file,
+    scan_artifact,
+    write_parquet,
+)
 from featurecache.settings import Settings, load_settings, with_overrides
 from featurecache.store.base import ScanTarget
 
@@ -92,8 +98,14 @@ def roundtrip(
 
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd", "snappy"])
 @pytest.mark.parametrize("pass_kind", [True, False], ids=["polars-writer", "pyarrow-writer"])
-def test_polars_roundtrip(tmp_path: Path, settings: Settings, codec: str, pass_kind: bool) -> None:
-    frame = polars_frame()
+@pytest.mark.parametrize("copies", [1, 2_000], ids=["small", "large"])
+def test_polars_roundtrip(
+    tmp_path: Path, settings: Settings, codec: str, pass_kind: bool, copies: int
+) -> None:
+    frame = pl.concat([polars_frame()] * copies)
+    # "large" goes through the configured writer and codec, "small" through _write_small.
+    small = to_arrow(frame, "f")[0].get_total_buffer_size() < SMALL_TABLE_BYTES
+    assert small == (copies == 1)
     config = with_overrides(settings, compression=codec, compression_level=None)
     back, kind, artifact_id = roundtrip(frame, tmp_path, config, pass_kind=pass_kind)
     assert kind == "polars"
@@ -244,9 +256,10 @@ def test_pyarrow_writer_codec_statistics_and_checksums(
 
 
 def test_polars_writer_keeps_statistics(tmp_path: Path, settings: Settings) -> None:
-    table, kind = to_arrow(pl.DataFrame({"a": range(1000)}), "f")
+    table, kind = to_arrow(pl.DataFrame({"a": range(10_000)}), "f")
+    assert table.get_total_buffer_size() >= SMALL_TABLE_BYTES  # polars' writer, not _write_small
     path = tmp_path / "p.parquet"
-    write_parquet(table, path, with_overrides(settings, row_group_rows=400), kind=kind)
+    write_parquet(table, path, with_overrides(settings, row_group_rows=4_000), kind=kind)
     meta = pq.ParquetFile(path).metadata
     assert meta.num_row_groups == 3
     assert meta.row_group(0).column(0).statistics.has_min_max
@@ -314,3 +327,33 @@ def test_a_polars_result_has_one_stored_schema_whichever_writer_wrote_it(
     child = pq.read_schema(tmp_path / "child.parquet")
     assert child.types == parent.types
     assert read_artifact_file(tmp_path / "child.parquet", "polars").equals(frame)
+
+
+def test_a_small_polars_result_is_written_in_memory_with_polars_writers_types(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # A table under SMALL_TABLE_BYTES skips polars' writer (~1.1 ms on 3 rows) and compression:
+    # it must still store the Arrow types polars' writer stores and read back exactly.
+    frame = polars_frame()
+    table, kind = to_arrow(frame, "f")
+    assert table.get_total_buffer_size() < SMALL_TABLE_BYTES
+    path = tmp_path / "small.parquet"
+    write_parquet(table, path, settings, kind=kind)
+    frame.write_parquet(tmp_path / "polars.parquet", statistics=True)
+    assert pq.read_schema(path).types == pq.read_schema(tmp_path / "polars.parquet").types
+    back = read_artifact_file(path, "polars")
+    assert isinstance(back, pl.DataFrame)
+    assert back.schema == frame.schema and back.equals(frame)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.row_group(0).column(0).compression == "UNCOMPRESSED"
+    assert meta.row_group(0).column(0).statistics.has_min_max
+
+
+def test_a_table_at_the_small_limit_goes_through_the_configured_codec(
+    tmp_path: Path, settings: Settings
+) -> None:
+    table = pa.table({"a": np.arange(SMALL_TABLE_BYTES // 8)})
+    assert table.get_total_buffer_size() >= SMALL_TABLE_BYTES
+    path = tmp_path / "big.parquet"
+    write_parquet(table, path, with_overrides(settings, compression="zstd"), kind="arrow")
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
