@@ -29,7 +29,9 @@ from featurecache.catalog.records import (
     EntryRecord,
     Hit,
     LineageEdge,
+    PublishRow,
     ReturnKind,
+    UsageEvent,
 )
 from featurecache.errors import (
     ArtifactBeingSweptError,
@@ -46,11 +48,13 @@ if TYPE_CHECKING:
     from featurecache.fingerprint.types import InputFingerprint
     from featurecache.keys import CacheKey
     from featurecache.settings import Settings
-    from featurecache.store.base import ArtifactStore
+    from featurecache.store.base import ArtifactStore, StoredFile
 
 log = logging.getLogger("featurecache")
 # The uri of a composite artifact's row: it has no file of its own, only parts.
 COMPOSITE_URI = "composite:"
+# At most this many queued background jobs are published in one catalog transaction.
+_BATCH_MAX = 64
 
 
 # What has been warned about in this process (``warn_once``): a backend that cannot be written
@@ -74,6 +78,14 @@ class Lease(Protocol):
     def check(self) -> None: ...
 
     def release(self) -> None: ...
+
+    def row(self) -> tuple[str, str] | None:
+        """``(key_id, owner)`` of the lease's catalog row; None when there is no row."""
+        ...
+
+    def released_by_caller(self) -> None:
+        """The caller deleted the row in its own transaction: stop renewing it."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
@@ -145,6 +157,8 @@ class Publisher:
         self._produced_by_cache = produced_by_cache
         self._lock = threading.Lock()
         self._pending: dict[str, Future[Any]] = {}
+        self._queue: list[tuple[PublishJob, Future[Hit]]] = []
+        self._draining = False  # a _drain task is queued or running
         self._executor: ThreadPoolExecutor | None = None
 
     # -- durable publish ----------------------------------------------------------------
@@ -156,41 +170,69 @@ class Publisher:
             hit, edges = self._store_then_commit(job)
             self._report(job, hit, edges)
             try:
-                self._catalog.record_event(
-                    "miss",
-                    key_id=job.key.key_id,
-                    feature=job.feature,
-                    artifact_id=hit.artifact.artifact_id,
-                    duration_seconds=time.perf_counter() - job.started,
-                    compute_seconds=job.compute_seconds,
-                )
+                self._catalog.record_events([_miss_event(job, hit)])
             except CatalogError as exc:  # the row is in: a lost statistic, not a lost result
                 warn_once("usage", "featurecache: could not record usage events: %s", exc)
             return hit
         finally:
             job.lease.release()
 
-    def _store_then_commit(self, job: PublishJob) -> tuple[Hit, list[LineageEdge]]:
+    def _publish_batch(self, batch: Sequence[tuple[PublishJob, Future[Hit]]]) -> None:
+        """Publish background jobs that queued up while the thread was busy: every file made
+        durable first, then one catalog transaction that commits all their rows, deletes
+        their leases and records their miss events (``Catalog.publish_batch``). A job whose
+        file cannot be stored fails alone; when the transaction fails (a GC sweep claims one
+        of the artifacts, the catalog refuses it) each job is published on its own, as a
+        single job is."""
+        together: list[tuple[PublishJob, Future[Hit], tuple[str, str]]] = []
+        for job, future in batch:
+            lease = job.lease.row()
+            if lease is None or job.table is None or job.replace or job.observed is not None:
+                self._run_into(job, future)
+            else:
+                together.append((job, future, lease))
+        files = self._store.publish_many(
+            [(job.artifact_id, functools.partial(self._write, job)) for job, _, _ in together]
+        )
+        stored: list[tuple[PublishJob, Future[Hit], tuple[str, str], PublishRow]] = []
+        for (job, future, lease), file in zip(together, files, strict=True):
+            try:
+                if isinstance(file, BaseException):
+                    raise file
+                job.lease.check()  # an owner that lost its lease must not publish
+                stored.append((job, future, lease, self._row(job, self._artifact(job, file))))
+            except BaseException as exc:  # noqa: BLE001 - set on its future, as an executor does
+                job.lease.release()
+                self._failed(job, exc)
+                future.set_exception(exc)
+        if not stored:
+            return
+        try:
+            hits = self._catalog.publish_batch(
+                [row for _, _, _, row in stored],
+                leases=[lease for _, _, lease, _ in stored],
+                events=[_miss_event(job, None) for job, _, _, _ in stored],
+            )
+        except Exception as exc:  # noqa: BLE001 - each job then reports its own outcome
+            log.debug("batched publish of %d results failed (%s); one by one", len(stored), exc)
+            for job, future, _, _ in stored:
+                self._run_into(job, future)
+            return
+        for (job, future, _, row), hit in zip(stored, hits, strict=True):
+            job.lease.released_by_caller()
+            self._report(job, hit, row.lineage)
+            future.set_result(hit)
+
+    def _store_then_commit(self, job: PublishJob) -> tuple[Hit, Sequence[LineageEdge]]:
         """The file made durable, then the catalog row. A row a GC sweep has claimed (its file
         is being deleted right now) is not revived: wait until the sweep has purged it, then
         store the file anew, within ``remote_timeout_seconds``."""
-        from featurecache.frames import describe_schema
 
         deadline = time.monotonic() + self._settings.remote_timeout_seconds
         while True:
             parts: list[ArtifactRecord] = []
             if job.table is not None:
-                stored = self._store.publish(job.artifact_id, functools.partial(self._write, job))
-                artifact = ArtifactRecord(
-                    artifact_id=job.artifact_id,
-                    uri=stored.uri,
-                    rows=job.table.num_rows,
-                    columns=job.table.num_columns,
-                    schema=describe_schema(job.table),
-                    size_bytes=stored.size_bytes,
-                    file_hash=stored.file_hash,
-                    compute_seconds=job.compute_seconds,
-                )
+                artifact = self._store_file(job)
             else:
                 # Every part durable first; the composite row commits with them.
                 assert job.composite is not None
@@ -207,28 +249,11 @@ class Publisher:
                     structure=job.composite.structure,
                 )
             job.lease.check()  # an owner that lost its lease must not publish
-            code = job.key.code
-            entry = EntryRecord(
-                key_id=job.key.key_id,
-                feature=job.feature,
-                code_digest=code.digest,
-                artifact_id=job.artifact_id,
-                return_kind=job.kind,
-                components=job.key.components
-                if job.observed is None
-                else {**job.key.components, "observed": job.observed},
-            )
-            edges = self._edges(job)
-            record = CodeVersionRecord(
-                code_digest=code.digest,
-                feature=job.feature,
-                source=code.source,
-                components=code.components,
-            )
+            row = self._row(job, artifact, parts)
             try:
                 replace = job.replace or job.observed is not None
                 commit = self._catalog.replace if replace else self._catalog.publish
-                return commit(entry, artifact, edges, record, parts), edges
+                return commit(*row), row.lineage
             except ArtifactBeingSweptError as exc:
                 if not self._wait_for_sweep(exc.artifact_id, deadline):
                     raise StoreError(
@@ -236,24 +261,47 @@ class Publisher:
                         "garbage collection; not stored"
                     ) from None
 
+    def _store_file(self, job: PublishJob) -> ArtifactRecord:
+        """Make a single-file job's artifact durable in the store; its catalog record."""
+        stored = self._store.publish(job.artifact_id, functools.partial(self._write, job))
+        return self._artifact(job, stored)
+
+    def _artifact(self, job: PublishJob, stored: StoredFile) -> ArtifactRecord:
+        """The catalog record of a single-file job's artifact, ``stored``."""
+        assert job.table is not None
+        return _stored_record(job.artifact_id, job.table, stored, job.compute_seconds)
+
+    def _row(
+        self, job: PublishJob, artifact: ArtifactRecord, parts: Sequence[ArtifactRecord] = ()
+    ) -> PublishRow:
+        """What the catalog records for ``job`` once ``artifact`` (and ``parts``) are durable."""
+        code = job.key.code
+        entry = EntryRecord(
+            key_id=job.key.key_id,
+            feature=job.feature,
+            code_digest=code.digest,
+            artifact_id=job.artifact_id,
+            return_kind=job.kind,
+            components=job.key.components
+            if job.observed is None
+            else {**job.key.components, "observed": job.observed},
+        )
+        record = CodeVersionRecord(
+            code_digest=code.digest,
+            feature=job.feature,
+            source=code.source,
+            components=code.components,
+        )
+        return PublishRow(entry, artifact, self._edges(job), record, tuple(parts))
+
     def _store_part(self, job: PublishJob, part: CompositePart) -> ArtifactRecord:
-        from featurecache.frames import describe_schema
         from featurecache.parquet import write_parquet
 
         def write(path: Path) -> None:
             write_parquet(part.table, path, self._settings, kind=part.kind)
 
         stored = self._store.publish(part.artifact_id, write)
-        return ArtifactRecord(
-            artifact_id=part.artifact_id,
-            uri=stored.uri,
-            rows=part.table.num_rows,
-            columns=part.table.num_columns,
-            schema=describe_schema(part.table),
-            size_bytes=stored.size_bytes,
-            file_hash=stored.file_hash,
-            compute_seconds=job.compute_seconds,
-        )
+        return _stored_record(part.artifact_id, part.table, stored, job.compute_seconds)
 
     def _wait_for_sweep(self, artifact_id: str, deadline: float) -> bool:
         """Wait until no sweep claims ``artifact_id`` (its row purged or handed back)."""
@@ -283,7 +331,7 @@ class Publisher:
                 )
         return edges
 
-    def _report(self, job: PublishJob, hit: Hit, edges: list[LineageEdge]) -> None:
+    def _report(self, job: PublishJob, hit: Hit, edges: Sequence[LineageEdge]) -> None:
         if not self._listeners:
             return
         won = hit.artifact.artifact_id == job.artifact_id
@@ -317,7 +365,10 @@ class Publisher:
     # -- in the background --------------------------------------------------------------
 
     def submit(self, job: PublishJob) -> None:
-        """Publish ``job`` on the background thread; the lease is released when it ends."""
+        """Publish ``job`` on the background thread; the lease is released when it ends.
+        Jobs that queue up while the thread is busy are published together
+        (``_publish_batch``)."""
+        future: Future[Hit] = Future()
         try:
             with self._lock:
                 if self._executor is None:
@@ -325,17 +376,52 @@ class Publisher:
                         1, thread_name_prefix="featurecache-publish"
                     )
                     background.register(self)
-                future = self._executor.submit(self._run, job)
+                self._queue.append((job, future))
                 self._pending[job.key.key_id] = future
+                if not self._draining:
+                    self._executor.submit(self._drain)
+                    self._draining = True
         except BaseException:
+            with self._lock:
+                if self._queue and self._queue[-1][0] is job:
+                    self._queue.pop()
+                if self._pending.get(job.key.key_id) is future:
+                    del self._pending[job.key.key_id]
             job.lease.release()  # nothing will publish it: let the next caller compute
             raise
         future.add_done_callback(functools.partial(self._done, job.key.key_id))
 
-    def _run(self, job: PublishJob) -> None:
+    def _drain(self) -> None:
+        """The background thread's work: publish what is queued, in batches, until nothing
+        is."""
+        while True:
+            with self._lock:
+                batch = self._queue[:_BATCH_MAX]
+                del self._queue[:_BATCH_MAX]
+                if not batch:
+                    self._draining = False
+                    return
+            try:
+                if len(batch) == 1:
+                    self._run_into(*batch[0])
+                else:
+                    self._publish_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - no job may be left waiting
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    def _run_into(self, job: PublishJob, future: Future[Hit]) -> None:
+        """Publish one job, its outcome set on ``future``."""
         try:
-            self.publish(job)
-        except (StoreError, CatalogError) as exc:
+            future.set_result(self.publish(job))
+        except BaseException as exc:  # noqa: BLE001 - set on its future, as an executor does
+            self._failed(job, exc)
+            future.set_exception(exc)
+
+    def _failed(self, job: PublishJob, exc: BaseException) -> None:
+        """Say that a background publish failed (its caller already has its result)."""
+        if isinstance(exc, StoreError | CatalogError):
             # A full disk or a read-only store would otherwise warn at every miss.
             warn_once(
                 "store" if isinstance(exc, StoreError) else "catalog",
@@ -344,15 +430,13 @@ class Publisher:
                 job.feature,
                 exc,
             )
-            raise
-        except Exception as exc:
+        elif isinstance(exc, Exception):
             log.warning(
                 "featurecache: could not publish %s (key %s): %s; it will be recomputed next time",
                 job.feature,
                 job.key.key_id[:12],
                 exc,
             )
-            raise
 
     def _done(self, key_id: str, future: Future[Any]) -> None:
         with self._lock:
@@ -385,4 +469,38 @@ class Publisher:
         """In a forked child: the pending publishes and their thread belong to the parent."""
         self._lock = threading.Lock()
         self._pending = {}
+        self._queue = []
+        self._draining = False
         self._executor = None
+
+
+def _stored_record(
+    artifact_id: str, table: pa.Table, stored: StoredFile, compute_seconds: float
+) -> ArtifactRecord:
+    """The catalog record of ``table`` stored as ``artifact_id``."""
+    from featurecache.frames import describe_schema
+
+    return ArtifactRecord(
+        artifact_id=artifact_id,
+        uri=stored.uri,
+        rows=table.num_rows,
+        columns=table.num_columns,
+        schema=describe_schema(table),
+        size_bytes=stored.size_bytes,
+        file_hash=stored.file_hash,
+        compute_seconds=compute_seconds,
+    )
+
+
+def _miss_event(job: PublishJob, hit: Hit | None) -> UsageEvent:
+    """The usage event of ``job``'s miss: the winning artifact's (``hit``), or, in a batch,
+    the job's own, which the catalog replaces with the winner's when another process
+    published the key first."""
+    return UsageEvent(
+        "miss",
+        job.key.key_id,
+        job.feature,
+        job.artifact_id if hit is None else hit.artifact.artifact_id,
+        time.perf_counter() - job.started,
+        job.compute_seconds,
+    )

@@ -63,6 +63,12 @@ class NoLease:
     def release(self) -> None:
         return None
 
+    def row(self) -> tuple[str, str] | None:
+        return None
+
+    def released_by_caller(self) -> None:
+        return None
+
 
 def new_owner() -> str:
     """A lease owner id that says where the owner runs: ``hostname:pid:random``."""
@@ -158,6 +164,20 @@ class LeaseKeeper:
         """Raise ``LeaseLostError`` unless the lease is still ours (call before publishing)."""
         if self.lost:
             raise LeaseLostError(self.key_id)
+
+    def row(self) -> tuple[str, str] | None:
+        """``(key_id, owner)`` of this lease's catalog row, for a caller that deletes it in its
+        own transaction (a batched publish); None once released."""
+        return None if self._released else (self.key_id, self.owner)
+
+    def released_by_caller(self) -> None:
+        """The caller's committed transaction deleted the row (``row``): stop heartbeating,
+        and do not delete it again (idempotent)."""
+        if self._released:
+            return
+        self._released = True
+        if self._number is not None:
+            heartbeat().forget(self._number)
 
     def release(self) -> None:
         """Stop heartbeating and give the lease up (idempotent; never raises for a catalog

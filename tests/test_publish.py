@@ -183,3 +183,145 @@ def test_the_stored_row_records_the_code_its_key_was_built_from(
     finally:
         release.set()
         fc.close()
+
+
+# -- batches: misses that queue up behind a slow publish ---------------------------------------
+
+
+def _numbers(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"n": [n, n + 1, n + 2]})
+
+
+def _queued_behind_a_held_write(fc: FeatureCache, count: int) -> list[str]:
+    """Call ``_numbers`` for 0..count-1 while the first call's file write is held, so the
+    other ``count - 1`` jobs queue up and are published as one batch; their key ids."""
+    feature = fc.cached_feature(_numbers)
+    held_write = HeldWrites()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parquet, "write_parquet", held_write)
+        try:
+            feature(0)
+            assert held_write.started.wait(30)
+            for n in range(1, count):
+                feature(n)
+        finally:
+            held_write.release.set()
+        fc.engine.flush()
+    return [fc.engine.key_for(feature, (n,), {})[0].key_id for n in range(count)]
+
+
+def _events(tmp_path: Path) -> list[tuple[str, str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        rows = conn.execute("SELECT kind, key_id, artifact_id FROM usage_events").fetchall()
+    return [(str(kind), str(key), str(artifact)) for kind, key, artifact in rows]
+
+
+def test_misses_queued_behind_a_publish_are_committed_in_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from featurecache.catalog.facade import Catalog
+
+    batches: list[int] = []
+    real = Catalog.publish_batch
+
+    def counted(self: Catalog, rows: Any, **kwargs: Any) -> Any:
+        batches.append(len(rows))
+        return real(self, rows, **kwargs)
+
+    monkeypatch.setattr(Catalog, "publish_batch", counted)
+    fc = _cache(tmp_path)
+    try:
+        keys = _queued_behind_a_held_write(fc, 8)
+        assert batches == [7]  # the first alone, the seven that queued behind it together
+        for key_id in keys:
+            hit = fc.engine.catalog.lookup(key_id)
+            assert hit is not None
+            assert fc.engine.catalog.get_lease(key_id) is None  # deleted with the rows
+        events = _events(tmp_path)
+        assert sorted(key for kind, key, _ in events if kind == "miss") == sorted(keys)
+        for _, key, artifact in events:
+            stored = fc.engine.catalog.lookup(key)
+            assert stored is not None and stored.artifact.artifact_id == artifact
+    finally:
+        fc.close()
+    again = _cache(tmp_path)
+    try:
+        feature = again.cached_feature(_numbers)
+        for n in range(8):
+            assert feature(n).equals(_numbers(n))
+        assert (again.engine.session.hits, again.engine.session.misses) == (8, 0)
+    finally:
+        again.close()
+
+
+def test_a_batch_the_catalog_refuses_is_published_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from featurecache.catalog.facade import Catalog
+    from featurecache.errors import CatalogError
+
+    def refused(self: Catalog, rows: Any, **kwargs: Any) -> Any:
+        raise CatalogError("publishing a batch failed: database is locked")
+
+    monkeypatch.setattr(Catalog, "publish_batch", refused)
+    fc = _cache(tmp_path)
+    try:
+        keys = _queued_behind_a_held_write(fc, 5)
+        for key_id in keys:
+            assert fc.engine.catalog.lookup(key_id) is not None
+            assert fc.engine.catalog.get_lease(key_id) is None
+        assert sorted(key for kind, key, _ in _events(tmp_path) if kind == "miss") == sorted(keys)
+    finally:
+        fc.close()
+
+
+def test_a_file_that_cannot_be_stored_fails_alone_in_its_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fc = _cache(tmp_path)
+    bad = frames.to_arrow(_numbers(3), "f")[0]
+    real_write = parquet.write_parquet
+
+    def write(table: pa.Table, path: Path, *args: Any, **kwargs: Any) -> None:
+        if table.equals(bad):
+            raise OSError(28, "No space left on device")
+        real_write(table, path, *args, **kwargs)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.WARNING):
+            patch.setattr(parquet, "write_parquet", write)
+            keys = _queued_behind_a_held_write(fc, 6)
+        assert "could not publish" in caplog.text
+        for n, key_id in enumerate(keys):
+            assert (fc.engine.catalog.lookup(key_id) is None) == (n == 3)
+            assert fc.engine.catalog.get_lease(key_id) is None  # the failed one's too
+        assert not list((tmp_path / "a").rglob(".tmp-*"))
+    finally:
+        fc.close()
+
+
+def test_a_job_that_lost_its_lease_is_not_committed_with_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from featurecache.errors import LeaseLostError
+    from featurecache.singleflight import LeaseKeeper
+
+    fc = _cache(tmp_path)
+    lost_key = fc.engine.key_for(fc.cached_feature(_numbers), (2,), {})[0].key_id
+    real_check = LeaseKeeper.check
+
+    def check(self: LeaseKeeper) -> None:
+        if self.key_id == lost_key:
+            raise LeaseLostError(self.key_id)
+        real_check(self)
+
+    monkeypatch.setattr(LeaseKeeper, "check", check)
+    try:
+        keys = _queued_behind_a_held_write(fc, 5)
+        assert lost_key in keys
+        for key_id in keys:
+            assert (fc.engine.catalog.lookup(key_id) is None) == (key_id == lost_key)
+    finally:
+        fc.close()

@@ -14,6 +14,7 @@ imports SQLAlchemy (about 0.2 s of a fresh process).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from featurecache.catalog.records import (
     Hit,
     LeaseRecord,
     LineageEdge,
+    PublishRow,
     UsageEvent,
     is_artifact_id,
 )
@@ -316,6 +318,36 @@ class Catalog:
             lambda conn: writes.publish(conn, entry, artifact, lineage, code, parts),
             what=f"publishing {entry.feature}",
         )
+
+    def publish_batch(
+        self,
+        rows: Sequence[PublishRow],
+        *,
+        leases: Sequence[tuple[str, str]],
+        events: Sequence[UsageEvent],
+    ) -> list[Hit]:
+        """``publish`` of several results in one transaction, which also deletes the leases
+        ``(key_id, owner)`` their owners held and records their miss ``events`` (each with the
+        winning artifact, when another process published a key first). All or nothing: a
+        failure (``ArtifactBeingSweptError`` for any of them) rolls every row back."""
+        from featurecache.catalog import leases as lease_rows
+        from featurecache.catalog import writes
+        from featurecache.catalog.database import run_write
+
+        def work(conn: Connection) -> list[Hit]:
+            hits = [writes.publish(conn, *row) for row in rows]
+            for key_id, owner in leases:
+                lease_rows.release(conn, key_id, owner)
+            writes.record_events(
+                conn,
+                [
+                    dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
+                    for event, hit in zip(events, hits, strict=True)
+                ],
+            )
+            return hits
+
+        return run_write(self.engine, work, what=f"publishing {len(rows)} results")
 
     def replace(
         self,

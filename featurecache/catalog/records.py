@@ -7,9 +7,10 @@ the ``Catalog`` class; SQLAlchemy models stay inside ``featurecache.catalog``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 # "composite": a result made of parts (``results.codec``), rebuilt from its artifact's structure.
 ReturnKind = Literal["polars", "lazy", "pandas", "arrow", "composite"]
@@ -150,6 +151,16 @@ class GcCandidate:
             **({"parts": list(self.parts)} if self.parts else {}),
             **({"part_of": list(self.composites)} if self.composites else {}),
         }
+
+
+class PublishRow(NamedTuple):
+    """What ``Catalog.publish`` records for one computed result (its arguments)."""
+
+    entry: EntryRecord
+    artifact: ArtifactRecord
+    lineage: Sequence[LineageEdge]
+    code: CodeVersionRecord
+    parts: Sequence[ArtifactRecord] = ()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ artifact's id atomically and write-once, hands its bytes back, and lists what it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +56,14 @@ class ArtifactStore(Protocol):
         the store makes it durable and visible under the artifact id atomically. When the id
         already exists, the temp file is discarded and the existing file is returned
         (``created=False``). Raises ``StoreError`` when nothing could be published."""
+        ...
+
+    def publish_many(
+        self, items: Sequence[tuple[str, Callable[[Path], None]]]
+    ) -> list[StoredFile | BaseException]:
+        """``publish`` of each ``(artifact_id, write)``, each outcome in its place: the
+        ``StoredFile``, or the exception ``publish`` would have raised. A store may make
+        them durable together (the local store's fsyncs run concurrently)."""
         ...
 
     def read_bytes(self, artifact_id: str) -> memoryview:

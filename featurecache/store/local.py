@@ -30,9 +30,11 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from featurecache.background import process_gone
 from featurecache.errors import ArtifactNotFoundError, StoreError
@@ -59,6 +61,8 @@ _NO_LINK_ERRNOS = frozenset(
 # delete); like git, retry linking our own copy a few times before giving up.
 _VANISH_RETRIES = 3
 _READ_ONLY = 0o444
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class LocalStore:
@@ -88,38 +92,90 @@ class LocalStore:
     # -- publish ----------------------------------------------------------------------------
 
     def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
-        final = self._path(artifact_id)
+        outcome = self.publish_many([(artifact_id, write)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def publish_many(
+        self, items: Sequence[tuple[str, Callable[[Path], None]]]
+    ) -> list[StoredFile | BaseException]:
+        """``publish`` of several artifacts, each outcome in its place (a ``StoredFile`` or the
+        exception ``publish`` would raise). Every file is written, then all are made durable
+        at once (their fsyncs, and those of their folders, run concurrently: the file system
+        commits concurrent fsyncs together), then each gets its final name."""
+        outcomes: list[StoredFile | BaseException | None] = [None] * len(items)
+        temps: list[Path | None] = [None] * len(items)
+        shards: set[Path] = set()
+        try:
+            for i, (artifact_id, write) in enumerate(items):
+                try:
+                    temps[i] = self._written_temp(artifact_id, write, shards)
+                except BaseException as exc:  # noqa: BLE001 - raised by publish, kept here
+                    outcomes[i] = exc
+            written = [(i, tmp) for i, tmp in enumerate(temps) if tmp is not None]
+            sealed = _concurrently(_seal, [tmp for _, tmp in written])
+            for (i, tmp), seal in zip(written, sealed, strict=True):
+                outcomes[i] = self._placed(items[i][0], tmp, seal)
+        finally:
+            for temp in temps:
+                # After a successful link the temp name is only a second name for the artifact.
+                if temp is not None:
+                    _unlink_quietly(temp)
+            _concurrently(_fsync_dir_quietly, sorted(shards))
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(items)
+        return done
+
+    def _written_temp(
+        self, artifact_id: str, write: Callable[[Path], None], shards: set[Path]
+    ) -> Path:
+        """A temp file in the artifact's shard, written by ``write``; the shard is added to
+        ``shards`` (to be fsynced) once the temp exists."""
         # Always written, even when the artifact seems to exist: what sits at the final name is
         # compared with this file before it is kept (module docstring).
-        shard = final.parent
+        shard = self._path(artifact_id).parent
         tmp = self._new_temp(shard)
+        shards.add(shard)
         try:
-            try:
-                write(tmp)  # the caller's other errors propagate unchanged
-            except StoreError:
-                raise
-            except Exception as exc:
-                # Writing into the store failed (a full disk, a read-only mount): a store
-                # failure, which callers degrade on, not the caller's own error. Writers do not
-                # all raise OSError for it (polars raises a ComputeError naming os error 28).
-                if not isinstance(exc, OSError) and not _out_of_space(exc, shard):
-                    raise
-                raise StoreError(f"writing {artifact_id} in {self.root} failed: {exc}") from exc
-            try:
-                size, file_hash = _seal(tmp)
-                return self._put_in_place(artifact_id, tmp, final, size, file_hash)
-            except FileNotFoundError as exc:
-                if exc.filename is not None and Path(exc.filename) == tmp:
-                    raise StoreError(
-                        f"publishing {artifact_id}: the writer removed its temp file {tmp}"
-                    ) from exc
-                raise StoreError(f"publishing {artifact_id} in {self.root} failed: {exc}") from exc
-            except OSError as exc:
-                raise StoreError(f"publishing {artifact_id} in {self.root} failed: {exc}") from exc
-        finally:
-            # After a successful link the temp name is only a second name for the artifact.
+            write(tmp)  # the caller's other errors propagate unchanged
+        except StoreError:
             _unlink_quietly(tmp)
-            _fsync_dir_quietly(shard)
+            raise
+        except Exception as exc:
+            _unlink_quietly(tmp)
+            # Writing into the store failed (a full disk, a read-only mount): a store
+            # failure, which callers degrade on, not the caller's own error. Writers do not
+            # all raise OSError for it (polars raises a ComputeError naming os error 28).
+            if not isinstance(exc, OSError) and not _out_of_space(exc, shard):
+                raise
+            raise StoreError(f"writing {artifact_id} in {self.root} failed: {exc}") from exc
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return tmp
+
+    def _placed(
+        self, artifact_id: str, tmp: Path, seal: tuple[int, str] | BaseException
+    ) -> StoredFile | BaseException:
+        """The sealed ``tmp`` under its final name (``_put_in_place``), or the error."""
+        try:
+            if isinstance(seal, BaseException):
+                raise seal
+            size, file_hash = seal
+            return self._put_in_place(artifact_id, tmp, self._path(artifact_id), size, file_hash)
+        except FileNotFoundError as exc:
+            if exc.filename is not None and Path(exc.filename) == tmp:
+                return _store_error(
+                    f"publishing {artifact_id}: the writer removed its temp file {tmp}", exc
+                )
+            return _store_error(f"publishing {artifact_id} in {self.root} failed: {exc}", exc)
+        except StoreError as exc:
+            return exc
+        except OSError as exc:
+            return _store_error(f"publishing {artifact_id} in {self.root} failed: {exc}", exc)
+        except BaseException as exc:  # noqa: BLE001 - raised by publish, kept here
+            return exc
 
     def _new_temp(self, shard: Path) -> Path:
         try:
@@ -509,6 +565,41 @@ def _out_of_space(exc: BaseException, folder: Path) -> bool:
         return os.statvfs(folder).f_bavail == 0
     except (OSError, AttributeError):
         return False
+
+
+def _store_error(message: str, cause: BaseException) -> StoreError:
+    error = StoreError(message)
+    error.__cause__ = cause
+    return error
+
+
+# Concurrent fsyncs of a batch (``publish_many``): the file system commits them together.
+_SYNC_THREADS = 8
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_pid = 0
+_sync_pool_lock = threading.Lock()
+
+
+def _concurrently(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseException]:
+    """``work`` of every item, each result (or exception) in its place; on this thread when
+    there is one item, else on a small shared pool."""
+    if len(items) <= 1:
+        return [_outcome(work, item) for item in items]
+    global _sync_pool, _sync_pool_pid
+    with _sync_pool_lock:
+        if _sync_pool is None or _sync_pool_pid != os.getpid():  # a forked child has no threads
+            _sync_pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="featurecache-sync")
+            _sync_pool_pid = os.getpid()
+        pool = _sync_pool
+    futures = [pool.submit(_outcome, work, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def _outcome(work: Callable[[_T], _R], item: _T) -> _R | BaseException:
+    try:
+        return work(item)
+    except BaseException as exc:  # noqa: BLE001 - handed back in the item's place
+        return exc
 
 
 def _fsync_dir_quietly(folder: Path) -> None:

@@ -202,6 +202,44 @@ def test_a_failing_writer_leaves_nothing(store: ArtifactStore) -> None:
     assert list(store.iter_temp()) == []
 
 
+def test_publish_many_hands_back_each_outcome_in_its_place(store: ArtifactStore) -> None:
+    # A batch (the background publisher's): one failing writer and one malformed id fail
+    # alone, an id already stored is kept (write-once), the rest are published.
+    kept, fresh, failing, other = new_id(), new_id(), new_id(), new_id()
+    store.publish(kept, writer(b"first bytes"))
+
+    def broken(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise RuntimeError("the feature's parquet writer failed")
+
+    outcomes = store.publish_many(
+        [
+            (fresh, writer(b"fresh bytes")),
+            (failing, broken),
+            ("not-an-id", writer(b"x")),
+            (kept, writer(b"second bytes")),
+            (other, writer(b"other bytes")),
+        ]
+    )
+
+    assert len(outcomes) == 5
+    first, error, malformed, again, last = outcomes
+    assert isinstance(first, StoredFile) and first.created and first.artifact_id == fresh
+    assert isinstance(error, RuntimeError) and "parquet writer failed" in str(error)
+    assert isinstance(malformed, InvalidArtifactIdError)
+    assert isinstance(again, StoredFile) and not again.created
+    assert isinstance(last, StoredFile) and last.created
+    assert bytes(store.read_bytes(fresh)) == b"fresh bytes"
+    assert bytes(store.read_bytes(kept)) == b"first bytes"
+    assert bytes(store.read_bytes(other)) == b"other bytes"
+    assert not store.exists(failing)
+    assert sorted(obj.artifact_id or "" for obj in store.iter_artifacts()) == sorted(
+        [fresh, kept, other]
+    )
+    assert list(store.iter_temp()) == []
+    assert store.publish_many([]) == []
+
+
 def test_delete_removes(store: ArtifactStore) -> None:
     artifact_id = new_id()
     store.publish(artifact_id, writer(b"bytes"))

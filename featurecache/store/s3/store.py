@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -217,6 +217,18 @@ class S3Store:
             return self._upload(artifact_id, key, spool, size, file_hash)
         finally:
             spool.unlink(missing_ok=True)
+
+    def publish_many(
+        self, items: Sequence[tuple[str, Callable[[Path], None]]]
+    ) -> list[StoredFile | BaseException]:
+        """``publish`` of each item in turn (each outcome in its place)."""
+        outcomes: list[StoredFile | BaseException] = []
+        for artifact_id, write in items:
+            try:
+                outcomes.append(self.publish(artifact_id, write))
+            except Exception as exc:  # noqa: BLE001 - handed back in the item's place
+                outcomes.append(exc)
+        return outcomes
 
     def _upload(
         self, artifact_id: str, key: str, spool: Path, size: int, file_hash: str
