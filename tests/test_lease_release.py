@@ -4,8 +4,10 @@ rerun after its first attempt had committed neither loses nor leaks the lease.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, exc
@@ -18,6 +20,7 @@ from featurecache.singleflight import LeaseKeeper, acquire_or_wait, new_owner
 from tests.catalog.factories import key_id
 
 KEY = key_id("lease release")
+T = TypeVar("T")
 
 
 def acquire(
@@ -67,7 +70,10 @@ def test_invalid_lease_settings_are_refused_before_acquiring(catalog: Catalog) -
 
 class CommitThenDrop:
     """``database.transaction`` whose next write commits, then fails as a dropped connection
-    would (the client never hears that the COMMIT succeeded), so ``run_write`` reruns it."""
+    would (the client never hears that the COMMIT succeeded), so ``run_write`` reruns it.
+    ``through_driver``: on a SQLite catalog, a miss's writes go through the driver first
+    (``catalog.prepared``); its next write fails the same way, after its commit, and the
+    ordinary path redoes it."""
 
     def __init__(
         self, real: Callable[[Engine, database.TxMode], AbstractContextManager[Connection]]
@@ -75,6 +81,22 @@ class CommitThenDrop:
         self.real = real
         self.armed = True
         self.dropped = 0
+
+    def through_driver(self, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+        driver = catalog._direct
+        if driver is None:
+            return
+        real_write = driver.write
+
+        def write(work: Callable[[sqlite3.Connection], T]) -> T:
+            result = real_write(work)
+            if self.armed:
+                self.armed = False
+                self.dropped += 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return result
+
+        monkeypatch.setattr(driver, "write", write)
 
     @contextmanager
     def __call__(self, engine: Engine, mode: database.TxMode) -> Iterator[Connection]:
@@ -96,6 +118,7 @@ def test_an_acquire_rerun_after_its_commit_keeps_and_then_releases_the_lease(
 ) -> None:
     dropping = CommitThenDrop(database.transaction)
     monkeypatch.setattr(database, "transaction", dropping)
+    dropping.through_driver(catalog, monkeypatch)
     keeper = acquire(catalog, lambda: None)
     assert dropping.dropped == 1  # the acquire committed, failed and was rerun
     assert isinstance(keeper, LeaseKeeper)  # the rerun found our own row: still ours
@@ -112,6 +135,7 @@ def test_a_release_rerun_after_its_commit_leaves_nothing(
     assert isinstance(keeper, LeaseKeeper)
     dropping = CommitThenDrop(database.transaction)
     monkeypatch.setattr(database, "transaction", dropping)
+    dropping.through_driver(catalog, monkeypatch)
     keeper.release()
     assert dropping.dropped == 1
     assert catalog.get_lease(KEY) is None

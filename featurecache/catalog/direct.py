@@ -17,6 +17,10 @@ left to the ordinary path, which ``Catalog`` opens on first need:
   retries transient failures and names the problem. A write that failed was rolled back
   whole, so redoing it records nothing twice.
 
+``write`` also runs the writes of a miss (lease, publish, release) in one transaction on the
+writer connection: their statements are SQLAlchemy's, compiled once (``prepared``, which
+imports SQLAlchemy; this module never does).
+
 Only plain file URLs (``sqlite:///path``) qualify (``sqlite_path``); URI filenames, query
 options and in-memory databases take the ordinary path. Thread-safe: one connection for reads
 and one for writes, each behind a lock, made again in a forked child (whose parent's
@@ -33,7 +37,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from featurecache.catalog.records import ArtifactRecord, EntryRecord, Hit, UsageEvent
 
@@ -69,6 +73,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # already current imports neither Alembic nor SQLAlchemy (``migrate`` uses it too); a test
 # checks it against the scripts.
 SCHEMA_HEAD = "0002"
+
+T = TypeVar("T")
 
 _SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<database>[^?#%]+)")
 # Connections a forked child inherited: kept referenced so they are never closed (closing
@@ -156,6 +162,19 @@ def _artifact(row: Sequence[Any]) -> ArtifactRecord:
     )
 
 
+def lookup_in(conn: sqlite3.Connection, key_id: str) -> Hit | NotHandled | None:
+    """``DirectSqlite.lookup`` on ``conn``, in whatever transaction it is in."""
+    row = conn.execute(LOOKUP, (key_id,)).fetchone()
+    if row is None:
+        return None
+    if row[-1] is not None:
+        return NOT_HANDLED
+    try:
+        return Hit(_entry(row[:7]), _artifact(row[7:]))
+    except (ValueError, TypeError):  # not as featurecache stores it: the ordinary path
+        return NOT_HANDLED  # converts (or refuses) it as it always did
+
+
 class _Connection:
     """One lazily made connection behind a lock, made again in a forked child."""
 
@@ -225,15 +244,22 @@ class DirectSqlite:
         """The hit for ``key_id`` (None: a miss), or ``NOT_HANDLED`` (a composite). One
         ``SELECT`` in autocommit mode reads one consistent snapshot."""
         with self._reader as conn:
-            row = conn.execute(LOOKUP, (key_id,)).fetchone()
-        if row is None:
-            return None
-        if row[-1] is not None:
-            return NOT_HANDLED
-        try:
-            return Hit(_entry(row[:7]), _artifact(row[7:]))
-        except (ValueError, TypeError):  # not as featurecache stores it: the ordinary path
-            return NOT_HANDLED  # converts (or refuses) it as it always did
+            return lookup_in(conn, key_id)
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(conn)`` in one write transaction (``BEGIN IMMEDIATE``) on the writer
+        connection, committed if it returns, rolled back whole if anything is raised (which
+        is raised again): redoing it on the ordinary path then records nothing twice."""
+        with self._writer as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return result
 
     def record_events(self, events: Sequence[UsageEvent]) -> bool:
         """``writes.record_events`` in one write transaction (``BEGIN IMMEDIATE``), rolled
@@ -248,38 +274,34 @@ class DirectSqlite:
             by_key[event.key_id] = by_key.get(event.key_id, 0) + 1
             if event.artifact_id:
                 by_artifact[event.artifact_id] = by_artifact.get(event.artifact_id, 0) + 1
-        with self._writer as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                now = None
-                if any(event.at is None for event in events):
-                    # Already in the stored format: what binding the parsed value gives.
-                    now = conn.execute(f"SELECT {NOW}").fetchone()[0]
-                conn.executemany(
-                    INSERT_EVENT,
-                    [
-                        (
-                            now if event.at is None else _stored_time(event.at),
-                            event.feature,
-                            event.key_id,
-                            event.artifact_id,
-                            event.kind,
-                            event.duration_seconds,
-                            event.compute_seconds,
-                            event.run_id,
-                        )
-                        for event in events
-                    ],
-                )
-                # Sorted: concurrent flushes touch rows in the same order (``writes._bump``).
-                for statement, counts in ((BUMP_ENTRY, by_key), (BUMP_ARTIFACT, by_artifact)):
-                    if counts:
-                        conn.executemany(statement, [(n, i) for i, n in sorted(counts.items())])
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+
+        def work(conn: sqlite3.Connection) -> None:
+            now = None
+            if any(event.at is None for event in events):
+                # Already in the stored format: what binding the parsed value gives.
+                now = conn.execute(f"SELECT {NOW}").fetchone()[0]
+            conn.executemany(
+                INSERT_EVENT,
+                [
+                    (
+                        now if event.at is None else _stored_time(event.at),
+                        event.feature,
+                        event.key_id,
+                        event.artifact_id,
+                        event.kind,
+                        event.duration_seconds,
+                        event.compute_seconds,
+                        event.run_id,
+                    )
+                    for event in events
+                ],
+            )
+            # Sorted: concurrent flushes touch rows in the same order (``writes._bump``).
+            for statement, counts in ((BUMP_ENTRY, by_key), (BUMP_ARTIFACT, by_artifact)):
+                if counts:
+                    conn.executemany(statement, [(n, i) for i, n in sorted(counts.items())])
+
+        self.write(work)
         return True
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ Thread-safe: each call checks a connection out of the engine's pool (which keeps
 SQLAlchemy, and the statement modules built on it, are imported inside the methods that need
 them: on a SQLite catalog at the current schema revision, opening, ``lookup`` and
 ``record_events`` go through the driver (``direct``), so a process that only makes hits never
-imports SQLAlchemy (about 0.2 s of a fresh process).
+imports SQLAlchemy (about 0.2 s of a fresh process). The writes of a miss (leases, publish,
+replace) run there too, as SQLAlchemy's statements compiled once (``prepared``, ``_write``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import dataclasses
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from featurecache.catalog import direct
 from featurecache.catalog.records import (
@@ -49,8 +50,10 @@ if TYPE_CHECKING:
     from featurecache.catalog.maintenance import ArtifactState, DeletePolicy, MarkOutcome
     from featurecache.catalog.queries import ArtifactListing, ArtifactSort, RunUsage
     from featurecache.catalog.runs import RunArtifactUse
+    from featurecache.catalog.tx import Tx
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "ArtifactListing",
@@ -245,6 +248,25 @@ class Catalog:
         # A URI filename (the read-only fallback's ``file:/path?mode=ro…``): its path.
         return Path(database.removeprefix("file:"))
 
+    def _write(self, work: Callable[[Tx], T], *, what: str, direct: bool = True) -> T:
+        """``work`` in one write transaction, retried whole on transient failures. On a
+        SQLite file (and ``direct``): through the driver (``prepared``), the same statements
+        without SQLAlchemy's per-execution cost; any driver error, or a row the driver path
+        does not convert, rolls it back and the ordinary path redoes it."""
+        if direct and self._direct is not None:
+            from featurecache.catalog.prepared import DriverTx, NotHandledHere
+
+            try:
+                return self._direct.write(lambda conn: work(DriverTx(conn)))
+            except NotHandledHere as reason:
+                log.debug("%s: %s; the ordinary path redoes it", what, reason)
+            except sqlite3.Error as error:  # rolled back whole: the ordinary path redoes it
+                log.debug("direct %s failed (%s); the ordinary path retries", what, error)
+        from featurecache.catalog.database import run_write
+        from featurecache.catalog.tx import AlchemyTx
+
+        return run_write(self.engine, lambda conn: work(AlchemyTx(conn)), what=what)
+
     def now(self) -> datetime:
         """The database clock (UTC), which judges every age and expiry in the catalog."""
         from sqlalchemy import select
@@ -311,12 +333,11 @@ class Catalog:
         transaction. If the key was published first by someone else, theirs wins and is
         returned: callers must use the returned Hit, not their own result."""
         from featurecache.catalog import writes
-        from featurecache.catalog.database import run_write
 
-        return run_write(
-            self.engine,
-            lambda conn: writes.publish(conn, entry, artifact, lineage, code, parts),
+        return self._write(
+            lambda tx: writes.publish(tx, entry, artifact, lineage, code, parts),
             what=f"publishing {entry.feature}",
+            direct=not parts,
         )
 
     def publish_batch(
@@ -359,13 +380,12 @@ class Catalog:
     ) -> Hit:
         """``publish``, but ``entry`` takes the key over from the entry it held (a stale one:
         a file its body read has changed), atomically (``catalog.replace``)."""
-        from featurecache.catalog.database import run_write
         from featurecache.catalog.replace import replace_entry
 
-        return run_write(
-            self.engine,
-            lambda conn: replace_entry(conn, entry, artifact, lineage, code, parts),
+        return self._write(
+            lambda tx: replace_entry(tx, entry, artifact, lineage, code, parts),
             what=f"replacing the entry of {entry.feature}",
+            direct=not parts,
         )
 
     def newest_entries(self, feature: str, limit: int) -> list[EntryRecord]:
@@ -601,45 +621,32 @@ class Catalog:
 
     def try_acquire_lease(self, key_id: str, owner: str, seconds: float) -> bool:
         from featurecache.catalog import leases
-        from featurecache.catalog.database import run_write
 
         self._leased = True
-        return run_write(
-            self.engine,
-            lambda conn: leases.try_acquire(conn, key_id, owner, seconds),
-            what="acquiring a lease",
+        return self._write(
+            lambda tx: leases.try_acquire(tx, key_id, owner, seconds), what="acquiring a lease"
         )
 
     def take_over_lease(self, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
         from featurecache.catalog import leases
-        from featurecache.catalog.database import run_write
 
         self._leased = True
-        return run_write(
-            self.engine,
-            lambda conn: leases.take_over(conn, key_id, dead_owner, owner, seconds),
+        return self._write(
+            lambda tx: leases.take_over(tx, key_id, dead_owner, owner, seconds),
             what="taking over a lease",
         )
 
     def renew_lease(self, key_id: str, owner: str, seconds: float) -> bool:
         from featurecache.catalog import leases
-        from featurecache.catalog.database import run_write
 
-        return run_write(
-            self.engine,
-            lambda conn: leases.renew(conn, key_id, owner, seconds),
-            what="renewing a lease",
+        return self._write(
+            lambda tx: leases.renew(tx, key_id, owner, seconds), what="renewing a lease"
         )
 
     def release_lease(self, key_id: str, owner: str) -> None:
         from featurecache.catalog import leases
-        from featurecache.catalog.database import run_write
 
-        run_write(
-            self.engine,
-            lambda conn: leases.release(conn, key_id, owner),
-            what="releasing a lease",
-        )
+        self._write(lambda tx: leases.release(tx, key_id, owner), what="releasing a lease")
 
     def release_leases_of(self, owner_prefix: str) -> int:
         """Give up every lease held by owners ``owner_prefix…`` (one process's threads).

@@ -13,7 +13,9 @@ count says whether it happened, so races are decided by the database:
 * renew / release: ``… WHERE key_id = :key AND owner = :me``.
 
 A lease only saves work; correctness comes from publish-if-absent in the catalog. These
-functions take a connection already inside a (write) transaction; ``Catalog`` wraps them.
+functions take a transaction already open: the writes of a miss (acquire, take over, renew,
+release) a ``tx.Tx`` (SQLAlchemy's, or the SQLite driver's of ``prepared``), the rest a
+connection; ``Catalog`` opens them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from featurecache.catalog.clock import utc_now, utc_now_plus
 from featurecache.catalog.models import Lease
 from featurecache.catalog.records import LeaseRecord
+from featurecache.catalog.tx import Tx
 from featurecache.catalog.upsert import insert_if_absent
 
 
@@ -54,93 +57,101 @@ def _rowcount(result: object) -> int:
     return result.rowcount
 
 
-# The two statements of every miss's lease, built once per dialect and executed with
+# The statements of a lease, built once (the insert once per dialect) and executed with
 # parameters: a statement object executed again keeps its compiled-cache key (SQLAlchemy
-# derives it anew for every statement built per call).
+# derives it anew for every statement built per call), and ``prepared`` compiles it once.
+_SECONDS = bindparam("lease_seconds", type_=Float())
 _INSERTS: dict[str, Any] = {}
+_CURRENT = select(Lease.owner, _is_expired()).where(Lease.key_id == bindparam("lease_key"))
+_TAKEN_BY = {
+    "owner": bindparam("lease_owner"),
+    "acquired_at": utc_now(),
+    "expires_at": utc_now_plus(_SECONDS),
+    "heartbeat_at": utc_now(),
+    "epoch": Lease.epoch + 1,
+}
+# Taking over: conditioned on the owner seen, so of two takers one wins (module docstring).
+_TAKE_OVER = (
+    update(Lease)
+    .where(Lease.key_id == bindparam("lease_key"), Lease.owner == bindparam("old_owner"))
+    .values(**_TAKEN_BY)
+)
+_TAKE_OVER_EXPIRED = _TAKE_OVER.where(Lease.expires_at < utc_now())
+_RENEW = (
+    update(Lease)
+    .where(Lease.key_id == bindparam("lease_key"), Lease.owner == bindparam("lease_owner"))
+    .values(expires_at=utc_now_plus(_SECONDS), heartbeat_at=utc_now())
+)
 _RELEASE = delete(Lease).where(
     Lease.key_id == bindparam("lease_key"), Lease.owner == bindparam("lease_owner")
 )
 
 
-def _insert_new(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
-    statement = _INSERTS.get(conn.dialect.name)
+def _insert_new(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
+    statement = _INSERTS.get(tx.dialect_name)
     if statement is None:
-        statement = _INSERTS[conn.dialect.name] = insert_if_absent(conn, Lease, ["key_id"]).values(
+        statement = _INSERTS[tx.dialect_name] = insert_if_absent(
+            tx.dialect_name, Lease, ["key_id"]
+        ).values(
             key_id=bindparam("lease_key"),
             owner=bindparam("lease_owner"),
             acquired_at=utc_now(),
-            expires_at=utc_now_plus(bindparam("lease_seconds", type_=Float())),
+            expires_at=utc_now_plus(_SECONDS),
             heartbeat_at=utc_now(),
             epoch=1,
         )
     params = {"lease_key": key_id, "lease_owner": owner, "lease_seconds": float(seconds)}
-    return _rowcount(conn.execute(statement, params)) == 1
+    return tx.execute(statement, params) == 1
 
 
-def try_acquire(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
+def try_acquire(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
     """Take the lease on ``key_id`` for ``seconds`` if nobody holds it, its holder's lease
     has expired, or ``owner`` already holds it (then it is extended). True if we hold it."""
-    if _insert_new(conn, key_id, owner, seconds):
+    if _insert_new(tx, key_id, owner, seconds):
         return True
-    current = conn.execute(select(Lease.owner, _is_expired()).where(Lease.key_id == key_id)).first()
+    current = tx.first(_CURRENT, {"lease_key": key_id})
     if current is None:
         # Released between our INSERT and SELECT: the key is free again.
-        return _insert_new(conn, key_id, owner, seconds)
-    if current.owner == owner:
-        return renew(conn, key_id, owner, seconds)
-    if not current.expired:
+        return _insert_new(tx, key_id, owner, seconds)
+    holder, expired = current
+    if holder == owner:
+        return renew(tx, key_id, owner, seconds)
+    if not expired:
         return False
-    taken = conn.execute(
-        update(Lease)
-        .where(
-            Lease.key_id == key_id,
-            Lease.owner == current.owner,
-            Lease.expires_at < utc_now(),
-        )
-        .values(**_taken_by(owner, seconds))
-    )
-    return _rowcount(taken) == 1
+    params = {
+        "lease_key": key_id,
+        "old_owner": holder,
+        "lease_owner": owner,
+        "lease_seconds": float(seconds),
+    }
+    return tx.execute(_TAKE_OVER_EXPIRED, params) == 1
 
 
-def take_over(conn: Connection, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
+def take_over(tx: Tx, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
     """Take the lease on ``key_id`` from ``dead_owner`` before it expires: the caller knows
     that owner's process is gone (``singleflight`` checks this for owners on its own host).
     Conditioned on the same owner, like the take-over of an expired lease, so of two waiters
     taking over at once one wins, and a lease that changed hands meanwhile is left alone.
     True if we hold it."""
-    taken = conn.execute(
-        update(Lease)
-        .where(Lease.key_id == key_id, Lease.owner == dead_owner)
-        .values(**_taken_by(owner, seconds))
-    )
-    return _rowcount(taken) == 1
-
-
-def _taken_by(owner: str, seconds: float) -> dict[str, Any]:
-    return {
-        "owner": owner,
-        "acquired_at": utc_now(),
-        "expires_at": utc_now_plus(seconds),
-        "heartbeat_at": utc_now(),
-        "epoch": Lease.epoch + 1,
+    params = {
+        "lease_key": key_id,
+        "old_owner": dead_owner,
+        "lease_owner": owner,
+        "lease_seconds": float(seconds),
     }
+    return tx.execute(_TAKE_OVER, params) == 1
 
 
-def renew(conn: Connection, key_id: str, owner: str, seconds: float) -> bool:
+def renew(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
     """Extend ``owner``'s lease to now + ``seconds``; False if someone else holds it now or
     it is gone (the owner must then stop: it may no longer publish)."""
-    result = conn.execute(
-        update(Lease)
-        .where(Lease.key_id == key_id, Lease.owner == owner)
-        .values(expires_at=utc_now_plus(seconds), heartbeat_at=utc_now())
-    )
-    return _rowcount(result) == 1
+    params = {"lease_key": key_id, "lease_owner": owner, "lease_seconds": float(seconds)}
+    return tx.execute(_RENEW, params) == 1
 
 
-def release(conn: Connection, key_id: str, owner: str) -> None:
+def release(tx: Tx, key_id: str, owner: str) -> None:
     """Give the lease up (a no-op if ``owner`` no longer holds it)."""
-    conn.execute(_RELEASE, {"lease_key": key_id, "lease_owner": owner})
+    tx.execute(_RELEASE, {"lease_key": key_id, "lease_owner": owner})
 
 
 def release_all(conn: Connection, owner_prefix: str) -> int:

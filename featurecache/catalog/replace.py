@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, delete
 
 from featurecache.catalog.models import CacheEntry
 from featurecache.catalog.records import (
@@ -24,11 +23,14 @@ from featurecache.catalog.records import (
     Hit,
     LineageEdge,
 )
+from featurecache.catalog.tx import Tx
 from featurecache.catalog.writes import publish
+
+_DROP_ENTRY = delete(CacheEntry).where(CacheEntry.key_id == bindparam("key_id"))
 
 
 def replace_entry(
-    conn: Connection,
+    tx: Tx,
     entry: EntryRecord,
     artifact: ArtifactRecord,
     lineage: Sequence[LineageEdge],
@@ -39,5 +41,5 @@ def replace_entry(
     returns the entry now committed (ours, unless a concurrent replace committed after
     our delete and before our insert: PostgreSQL READ COMMITTED; then theirs, which is
     re-validated like any entry on its next lookup)."""
-    conn.execute(delete(CacheEntry).where(CacheEntry.key_id == entry.key_id))
-    return publish(conn, entry, artifact, lineage, code, parts)
+    tx.execute(_DROP_ENTRY, {"key_id": entry.key_id})
+    return publish(tx, entry, artifact, lineage, code, parts)

@@ -1,5 +1,6 @@
 """``INSERT … ON CONFLICT`` for both catalog dialects: publish-if-absent is the catalog's
-correctness mechanism (the first writer of a row wins, later ones change nothing)."""
+correctness mechanism (the first writer of a row wins, later ones change nothing).
+``conn``: a connection, or the name of its dialect (statements built once per dialect)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 
-def _insert(conn: Connection, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+def _insert(conn: Connection | str, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
     # Each dialect's module is imported by the catalog that uses it: the PostgreSQL one costs
     # a SQLite process 25-58 ms.
-    if conn.dialect.name == "postgresql":
+    dialect = conn if isinstance(conn, str) else conn.dialect.name
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)
@@ -28,13 +30,13 @@ def _insert(conn: Connection, table: type[Base]) -> postgresql.Insert | sqlite.I
     return sqlite_insert(table)
 
 
-def insert_if_absent(conn: Connection, table: type[Base], conflict: Sequence[str]) -> Insert:
+def insert_if_absent(conn: Connection | str, table: type[Base], conflict: Sequence[str]) -> Insert:
     """An INSERT that does nothing when a row with the same ``conflict`` key exists."""
     return _insert(conn, table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
 def insert_or_update_where(
-    conn: Connection,
+    conn: Connection | str,
     table: type[Base],
     conflict: Sequence[str],
     *,

@@ -1,5 +1,7 @@
 """Write statements of the catalog: publish, usage events, forgetting, pins, run usages and
-fingerprint aliases. Each function runs inside the caller's write transaction.
+fingerprint aliases. Each function runs inside the caller's write transaction: ``publish`` in
+a ``tx.Tx`` (SQLAlchemy's, or on SQLite the driver's of ``prepared``), the rest in a
+SQLAlchemy connection.
 
 Publishing is insert-if-absent throughout: when two processes publish the same key, the
 first committed entry wins and the second gets the winner back, never its own result.
@@ -28,7 +30,7 @@ from featurecache.catalog.models import (
     RunUsageRow,
     UsageEventRow,
 )
-from featurecache.catalog.queries import UsageEvent, is_artifact_id, lookup
+from featurecache.catalog.queries import UsageEvent, is_artifact_id
 from featurecache.catalog.records import (
     ArtifactRecord,
     CodeVersionRecord,
@@ -36,6 +38,7 @@ from featurecache.catalog.records import (
     Hit,
     LineageEdge,
 )
+from featurecache.catalog.tx import Tx
 from featurecache.catalog.upsert import insert_if_absent, insert_or_update_where
 from featurecache.errors import ArtifactBeingSweptError, ArtifactNotFoundError, CatalogError
 
@@ -79,7 +82,7 @@ def _rowcount(result: object) -> int:
 
 
 def publish(
-    conn: Connection,
+    tx: Tx,
     entry: EntryRecord,
     artifact: ArtifactRecord,
     lineage: Sequence[LineageEdge],
@@ -94,9 +97,9 @@ def publish(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
         )
     for name in sorted({entry.feature, code.feature}):
-        conn.execute(_statement(conn, "feature"), {"name": name})
-    conn.execute(
-        _statement(conn, "code"),
+        tx.execute(_statement(tx, "feature"), {"name": name})
+    tx.execute(
+        _statement(tx, "code"),
         {
             "code_digest": code.code_digest,
             "feature": code.feature,
@@ -105,19 +108,19 @@ def publish(
         },
     )
     for part in parts:
-        _publish_artifact(conn, part)
-    _publish_artifact(conn, artifact)
+        _publish_artifact(tx, part)
+    _publish_artifact(tx, artifact)
     if parts:
-        conn.execute(
-            insert_if_absent(conn, ArtifactPart, ["composite_id", "position"]),
+        tx.execute(
+            _statement(tx, "parts"),
             [
                 {"composite_id": artifact.artifact_id, "position": i, "part_id": part.artifact_id}
                 for i, part in enumerate(parts)
             ],
         )
     if lineage:
-        conn.execute(
-            insert_if_absent(conn, ArtifactInput, ["artifact_id", "argument"]),
+        tx.execute(
+            _statement(tx, "lineage"),
             [
                 {
                     "artifact_id": artifact.artifact_id,
@@ -130,23 +133,23 @@ def publish(
             ],
         )
     # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
-    conn.execute(_statement(conn, "stale_entry"), {"key_id": entry.key_id})
-    _insert_entry(conn, entry)
-    winner = lookup(conn, entry.key_id)
+    tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id})
+    _insert_entry(tx, entry)
+    winner = tx.lookup(entry.key_id)
     if winner is None:
         # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
         # (a no-op: another entry held the key) and this read, dropping that entry. The key
         # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
-        _insert_entry(conn, entry)
-        winner = lookup(conn, entry.key_id)
+        _insert_entry(tx, entry)
+        winner = tx.lookup(entry.key_id)
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
     return winner
 
 
-def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
-    conn.execute(
-        _statement(conn, "entry"),
+def _insert_entry(tx: Tx, entry: EntryRecord) -> None:
+    tx.execute(
+        _statement(tx, "entry"),
         {
             "key_id": entry.key_id,
             "feature": entry.feature,
@@ -158,7 +161,7 @@ def _insert_entry(conn: Connection, entry: EntryRecord) -> None:
     )
 
 
-def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
+def _publish_artifact(tx: Tx, artifact: ArtifactRecord) -> None:
     """Insert the artifact row if absent; revive a tombstoned row with the new file's data,
     unless a sweep has claimed it (its file is being deleted): then ``ArtifactBeingSweptError``
     rolls the whole publish back."""
@@ -175,8 +178,8 @@ def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
     }
     if artifact.structure is not None:  # absent, not None: JSON would store 'null'
         values["structure"] = storable(artifact.structure)
-    conn.execute(_statement(conn, "artifact"), values)
-    claimed = conn.scalar(_statement(conn, "claimed"), {"artifact_id": artifact.artifact_id})
+    tx.execute(_statement(tx, "artifact"), values)
+    claimed = tx.first(_statement(tx, "claimed"), {"artifact_id": artifact.artifact_id})
     if claimed is not None:
         raise ArtifactBeingSweptError(artifact.artifact_id)
 
@@ -185,13 +188,17 @@ def _publish_artifact(conn: Connection, artifact: ArtifactRecord) -> None:
 # keeps its compiled-cache key, which SQLAlchemy otherwise derives anew for every statement
 # built per call (a third of a tiny publish's catalog time). Values come as parameters;
 # timestamps are the database clock's (``utc_now``).
-def _build(conn: Connection, name: str) -> Any:
+def _build(dialect: str, name: str) -> Any:
     if name == "feature":
-        return insert_if_absent(conn, Feature, ["name"]).values(created_at=utc_now())
+        return insert_if_absent(dialect, Feature, ["name"]).values(created_at=utc_now())
     if name == "code":
-        return insert_if_absent(conn, CodeVersion, ["code_digest"]).values(created_at=utc_now())
+        return insert_if_absent(dialect, CodeVersion, ["code_digest"]).values(created_at=utc_now())
+    if name == "parts":
+        return insert_if_absent(dialect, ArtifactPart, ["composite_id", "position"])
+    if name == "lineage":
+        return insert_if_absent(dialect, ArtifactInput, ["artifact_id", "argument"])
     if name == "entry":
-        return insert_if_absent(conn, CacheEntry, ["key_id"]).values(
+        return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
             created_at=utc_now(), last_used_at=utc_now(), hits=0
         )
     if name == "stale_entry":
@@ -204,7 +211,7 @@ def _build(conn: Connection, name: str) -> Any:
         )
     if name == "artifact":
         return insert_or_update_where(
-            conn,
+            dialect,
             Artifact,
             ["artifact_id"],
             update=_REVIVED,
@@ -221,11 +228,11 @@ def _build(conn: Connection, name: str) -> Any:
 _STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
-def _statement(conn: Connection, name: str) -> Any:
-    key = (conn.dialect.name, name)
+def _statement(tx: Tx, name: str) -> Any:
+    key = (tx.dialect_name, name)
     found = _STATEMENTS.get(key)
     if found is None:
-        found = _STATEMENTS[key] = _build(conn, name)
+        found = _STATEMENTS[key] = _build(tx.dialect_name, name)
     return found
 
 

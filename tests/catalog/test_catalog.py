@@ -5,6 +5,7 @@ and aliases."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,13 @@ def tombstone(catalog: Catalog, artifact: str) -> None:
         ),
         what="tombstone",
     )
+
+
+def next_tick(catalog: Catalog) -> None:
+    """Wait until the database clock (millisecond steps on SQLite) has moved on."""
+    start = catalog.now()
+    while catalog.now() <= start:
+        time.sleep(0.001)
 
 
 def test_publish_then_lookup_round_trips_every_field(catalog: Catalog) -> None:
@@ -174,6 +182,7 @@ def test_list_artifacts_sorts_and_filters(catalog: Catalog) -> None:
     shared = publication(3, artifact=2, feature="a")  # feature a also produced big's content
     for pub in (small, big, shared):
         catalog.publish(*pub.args())
+        next_tick(catalog)  # created_at and last_used_at tell them apart
     catalog.record_event(
         "hit",
         key_id=small.entry.key_id,
