@@ -267,43 +267,45 @@ class DirectSqlite:
         which the ordinary path refuses with its own error."""
         if not all(_aware(event.at) for event in events):
             return False
-        hits = [event for event in events if event.kind == "hit"]
-        by_key: dict[str, int] = {}
-        by_artifact: dict[str, int] = {}
-        for event in hits:
-            by_key[event.key_id] = by_key.get(event.key_id, 0) + 1
-            if event.artifact_id:
-                by_artifact[event.artifact_id] = by_artifact.get(event.artifact_id, 0) + 1
-
-        def work(conn: sqlite3.Connection) -> None:
-            now = None
-            if any(event.at is None for event in events):
-                # Already in the stored format: what binding the parsed value gives.
-                now = conn.execute(f"SELECT {NOW}").fetchone()[0]
-            conn.executemany(
-                INSERT_EVENT,
-                [
-                    (
-                        now if event.at is None else _stored_time(event.at),
-                        event.feature,
-                        event.key_id,
-                        event.artifact_id,
-                        event.kind,
-                        event.duration_seconds,
-                        event.compute_seconds,
-                        event.run_id,
-                    )
-                    for event in events
-                ],
-            )
-            # Sorted: concurrent flushes touch rows in the same order (``writes._bump``).
-            for statement, counts in ((BUMP_ENTRY, by_key), (BUMP_ARTIFACT, by_artifact)):
-                if counts:
-                    conn.executemany(statement, [(n, i) for i, n in sorted(counts.items())])
-
-        self.write(work)
+        self.write(lambda conn: insert_events(conn, events))
         return True
 
     def close(self) -> None:
         self._reader.close()
         self._writer.close()
+
+
+def insert_events(conn: sqlite3.Connection, events: Sequence[UsageEvent]) -> None:
+    """``writes.record_events`` on a connection inside a write transaction; every ``at`` is
+    aware or None (``DirectSqlite.record_events`` checks)."""
+    hits = [event for event in events if event.kind == "hit"]
+    by_key: dict[str, int] = {}
+    by_artifact: dict[str, int] = {}
+    for event in hits:
+        by_key[event.key_id] = by_key.get(event.key_id, 0) + 1
+        if event.artifact_id:
+            by_artifact[event.artifact_id] = by_artifact.get(event.artifact_id, 0) + 1
+    now = None
+    if any(event.at is None for event in events):
+        # Already in the stored format: what binding the parsed value gives.
+        now = conn.execute(f"SELECT {NOW}").fetchone()[0]
+    conn.executemany(
+        INSERT_EVENT,
+        [
+            (
+                now if event.at is None else _stored_time(event.at),
+                event.feature,
+                event.key_id,
+                event.artifact_id,
+                event.kind,
+                event.duration_seconds,
+                event.compute_seconds,
+                event.run_id,
+            )
+            for event in events
+        ],
+    )
+    # Sorted: concurrent flushes touch rows in the same order (``writes._bump``).
+    for statement, counts in ((BUMP_ENTRY, by_key), (BUMP_ARTIFACT, by_artifact)):
+        if counts:
+            conn.executemany(statement, [(n, i) for i, n in sorted(counts.items())])

@@ -353,22 +353,20 @@ class Catalog:
         failure (``ArtifactBeingSweptError`` for any of them) rolls every row back."""
         from featurecache.catalog import leases as lease_rows
         from featurecache.catalog import writes
-        from featurecache.catalog.database import run_write
 
-        def work(conn: Connection) -> list[Hit]:
-            hits = [writes.publish(conn, *row) for row in rows]
+        def work(tx: Tx) -> list[Hit]:
+            hits = [writes.publish(tx, *row) for row in rows]
             for key_id, owner in leases:
-                lease_rows.release(conn, key_id, owner)
-            writes.record_events(
-                conn,
+                lease_rows.release(tx, key_id, owner)
+            tx.record_events(
                 [
                     dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
                     for event, hit in zip(events, hits, strict=True)
-                ],
+                ]
             )
             return hits
 
-        return run_write(self.engine, work, what=f"publishing {len(rows)} results")
+        return self._write(work, what=f"publishing {len(rows)} results")
 
     def replace(
         self,

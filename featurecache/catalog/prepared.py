@@ -26,8 +26,8 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from featurecache.catalog.direct import NotHandled, lookup_in
-from featurecache.catalog.records import Hit
+from featurecache.catalog.direct import NotHandled, insert_events, lookup_in
+from featurecache.catalog.records import Hit, UsageEvent
 from featurecache.catalog.tx import Params
 
 # Compiles as ``create_catalog_engine``'s SQLite engines do (no options change the SQL text or
@@ -124,3 +124,6 @@ class DriverTx:
         if isinstance(found, NotHandled):
             raise NotHandledHere(f"the entry of key {key_id} is not for the driver path")
         return found
+
+    def record_events(self, events: Sequence[UsageEvent]) -> None:
+        insert_events(self.conn, events)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 
-from featurecache.catalog.records import Hit
+from featurecache.catalog.records import Hit, UsageEvent
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -38,6 +38,10 @@ class Tx(Protocol):
 
     def lookup(self, key_id: str) -> Hit | None:
         """``queries.lookup`` inside this transaction."""
+        ...
+
+    def record_events(self, events: Sequence[UsageEvent]) -> None:
+        """``writes.record_events`` inside this transaction (every ``at`` aware or None)."""
         ...
 
 
@@ -63,3 +67,8 @@ class AlchemyTx:
         from featurecache.catalog.queries import lookup
 
         return lookup(self.conn, key_id)
+
+    def record_events(self, events: Sequence[UsageEvent]) -> None:
+        from featurecache.catalog.writes import record_events
+
+        record_events(self.conn, events)

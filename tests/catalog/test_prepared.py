@@ -197,3 +197,48 @@ def test_an_expanding_parameter_is_refused() -> None:
     )
     with pytest.raises(NotImplementedError, match="expanding"):
         many()
+
+
+def _batch(catalog: Catalog) -> list[object]:
+    """A batched publish (the background publisher's): two fresh keys, one a rival already
+    published with another artifact, their leases deleted and their miss events recorded
+    with the winning artifacts."""
+    from featurecache.catalog.records import PublishRow, UsageEvent
+
+    rival = publication(7).with_artifact(artifact_id("rival's"))
+    catalog.publish(*rival.args())
+    pubs = [publication(6), publication(7), publication(8, artifact=6)]
+    leases = [(pub.entry.key_id, f"owner-{i}") for i, pub in enumerate(pubs)]
+    for key, owner in leases:
+        assert catalog.try_acquire_lease(key, owner, 30)
+    hits = catalog.publish_batch(
+        [PublishRow(*pub.args()) for pub in pubs],
+        leases=leases,
+        events=[
+            UsageEvent(
+                "miss", pub.entry.key_id, pub.entry.feature, pub.artifact.artifact_id, 0.5, 0.25
+            )
+            for pub in pubs
+        ],
+    )
+    return [_timeless(hit) for hit in hits]
+
+
+def test_a_batched_publish_writes_what_the_ordinary_path_writes(tmp_path: Path) -> None:
+    told, rows = [], []
+    for driver in (True, False):
+        path = tmp_path / f"driver-{driver}.db"
+        with _open(path, driver=driver) as catalog:
+            told.append(_batch(catalog))
+            if driver:
+                assert catalog._engine is None  # the driver wrote it all
+            rows.append(_rows(path))
+    assert told[0] == told[1]
+    assert rows[0] == rows[1]
+    assert rows[0]["leases"] == []
+    events = {(row[3], row[4]) for row in rows[0]["usage_events"]}  # key_id, artifact_id
+    assert events == {
+        (key_id(6), artifact_id(6)),
+        (key_id(7), artifact_id("rival's")),  # the winner's artifact, not ours
+        (key_id(8), artifact_id(6)),
+    }
