@@ -407,8 +407,10 @@ class Publisher:
                 else:
                     self._publish_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - no job may be left waiting
-                for _, future in batch:
+                for job, future in batch:
                     if not future.done():
+                        job.lease.release()  # idempotent; a lease left held blocks its key
+                        self._failed(job, exc)
                         future.set_exception(exc)
 
     def _run_into(self, job: PublishJob, future: Future[Hit]) -> None:

@@ -325,3 +325,28 @@ def test_a_job_that_lost_its_lease_is_not_committed_with_its_batch(
             assert (fc.engine.catalog.lookup(key_id) is None) == (key_id == lost_key)
     finally:
         fc.close()
+
+
+def test_a_batch_that_fails_unexpectedly_gives_every_lease_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from featurecache.store.local import LocalStore
+
+    real = LocalStore.publish_many
+
+    def broken(self: LocalStore, items: Any) -> Any:
+        if len(items) == 1:  # LocalStore.publish: the first call's
+            return real(self, items)
+        raise MemoryError("the batch's file list could not be built")
+
+    monkeypatch.setattr(LocalStore, "publish_many", broken)
+    fc = _cache(tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING):
+            keys = _queued_behind_a_held_write(fc, 4)
+        assert fc.engine.catalog.lookup(keys[0]) is not None  # published alone, before
+        for key_id in keys[1:]:
+            assert fc.engine.catalog.lookup(key_id) is None
+            assert fc.engine.catalog.get_lease(key_id) is None  # not left blocking the key
+    finally:
+        fc.close()
