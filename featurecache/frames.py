@@ -92,13 +92,15 @@ def frame_to_arrow(obj: Any, kind: ReturnKind) -> pa.Table:
         if kind == "polars":
             import polars as pl
 
-            for name, dtype in obj.schema.items():
-                if _holds_objects(dtype):
-                    # polars exports Object columns as raw 8-byte addresses: never content.
-                    raise FrameConversionError(
-                        type_name(obj),
-                        f"column {name!r} has dtype {dtype} (Python objects, not data)",
-                    )
+            # ``dtypes`` first: a list, cheaper than the ``schema`` the error names columns by.
+            if any(_holds_objects(dtype) for dtype in obj.dtypes):
+                for name, dtype in obj.schema.items():
+                    if _holds_objects(dtype):
+                        # polars exports Object columns as raw 8-byte addresses: never content.
+                        raise FrameConversionError(
+                            type_name(obj),
+                            f"column {name!r} has dtype {dtype} (Python objects, not data)",
+                        )
             # The newest compatibility level exports polars' string views without a copy.
             return obj.to_arrow(compat_level=pl.CompatLevel.newest())
         # RangeIndex stays metadata (restored as a RangeIndex); other indexes become columns.
