@@ -59,6 +59,7 @@ _NO_LINK_ERRNOS = frozenset(
 # delete); like git, retry linking our own copy a few times before giving up.
 _VANISH_RETRIES = 3
 _READ_ONLY = 0o444
+_PATHS_KEPT = 4096
 
 
 class LocalStore:
@@ -67,6 +68,9 @@ class LocalStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().absolute()
         self.location = str(self.root)
+        # Paths of artifacts named lately: every hit asks for one, and a ``Path`` costs a few
+        # µs to build. Bounded (forgotten whole when full); a path is a pure function of the id.
+        self._paths: dict[str, Path] = {}
 
     def __repr__(self) -> str:
         return f"LocalStore({self.location!r})"
@@ -74,7 +78,13 @@ class LocalStore:
     # -- names ------------------------------------------------------------------------------
 
     def _path(self, artifact_id: str) -> Path:
-        return self.root / artifact_name(artifact_id)
+        path = self._paths.get(artifact_id)
+        if path is None:
+            path = self.root / artifact_name(artifact_id)  # checks the id first
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[artifact_id] = path
+        return path
 
     def artifact_uri(self, artifact_id: str) -> str:
         return self._path(artifact_id).as_uri()
