@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from featurecache.frames import frame_kind
+from featurecache.frames import frame_kind, newest_polars_compat
 
 __all__ = ["forget", "is_remembered", "recall", "remember"]
 
@@ -64,9 +64,7 @@ def _carriable(obj: object) -> str | None:
 
 def _signature(frame: Any) -> tuple[Any, ...]:
     """Schema, height and the Arrow buffers (address, size) of every chunk of every column."""
-    import polars as pl
-
-    table = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # zero-copy for plain columns
+    table = frame.to_arrow(compat_level=newest_polars_compat())  # zero-copy for plain columns
     layout = tuple(
         (
             chunk.offset,
