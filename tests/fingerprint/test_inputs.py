@@ -241,3 +241,24 @@ def test_importing_featurecache_does_not_import_pandas() -> None:
 
 def test_module_exports() -> None:
     assert "pathlib.Path and os.PathLike (the file's content)" in inputs_module.SUPPORTED_INPUTS
+
+
+@pytest.mark.parametrize(
+    ("dtype", "holds"),
+    [
+        (pl.Object, True),
+        (pl.Object(), True),
+        (pl.List(pl.Object), True),
+        (pl.Array(pl.Object, 2), True),
+        (pl.Struct({"a": pl.List(pl.Object)}), True),
+        (pl.Int64, False),
+        (pl.Int64(), False),
+        (pl.List(pl.Int64), False),
+        (pl.Struct({"a": pl.String}), False),
+    ],
+    ids=repr,
+)
+def test_object_dtypes_are_found_however_nested(dtype: object, holds: bool) -> None:
+    from featurecache.frames import _holds_objects
+
+    assert _holds_objects(dtype) is holds
