@@ -83,9 +83,12 @@ def _weak(obj: object, table: dict[int, Any]) -> weakref.ref[Any] | None:
     (only that entry: a later object at the same address has its own); None for an object
     without weakref support."""
     key = id(obj)
+    # Held by the callback itself: one that runs while the interpreter exits may find this
+    # module's globals already cleared.
+    lock = _lock
 
     def on_collected(dead: weakref.ref[Any]) -> None:
-        with _lock:
+        with lock:
             entry = table.get(key)
             if entry is not None and entry.ref is dead:
                 del table[key]
