@@ -208,25 +208,33 @@ def _small_column_digests(table: pa.Table) -> list[str] | None:
     rows = table.num_rows
     if rows > BLOCK_ROWS or table.get_total_buffer_size() >= _PARALLEL_MIN_BYTES:
         return None
-    nodes = [_plain_node(t) for t in table.schema.types]
+    types = table.schema.types
+    nodes = [_plain_node(t) for t in types]
     if None in nodes:
         return None
     rows_encoded = canonical_encode(rows)
     no_blocks = encoded_list([])
+    # One record batch (every column one chunk, as a polars export is): its columns are the
+    # pieces, without a ChunkedArray and a chunk list made for each.
+    batches = table.to_batches() if rows else []
+    batch = batches[0] if len(batches) == 1 else None
     digests = []
-    for column, node in zip(table.columns, nodes, strict=True):
+    for i, (t, node) in enumerate(zip(types, nodes, strict=True)):
         assert node is not None
         blocks = no_blocks
         if rows:
-            pieces = [chunk for chunk in column.chunks if len(chunk)]
-            if len(pieces) > _MAX_PIECES:
-                with contextlib.suppress(pa.ArrowException):
-                    pieces = [pa.concat_arrays(pieces)]
+            if batch is not None:
+                pieces = [batch.column(i)]
+            else:
+                pieces = [chunk for chunk in table.column(i).chunks if len(chunk)]
+                if len(pieces) > _MAX_PIECES:
+                    with contextlib.suppress(pa.ArrowException):
+                        pieces = [pa.concat_arrays(pieces)]
             # hash_struct(["block", node.digest(pieces)])
             block = encoded_list([_BLOCK, whole_digest_encoded(node, pieces, rows_encoded)])
             blocks = encoded_list([encoded_digest(digest_bytes(block))])
         # hash_struct(["column", type_descriptor(type), rows, None, [block digests]])
-        encoded = [_COLUMN, _encoded_type(column.type), rows_encoded, _NONE, blocks]
+        encoded = [_COLUMN, _encoded_type(t), rows_encoded, _NONE, blocks]
         digests.append(digest_bytes(encoded_list(encoded)))
     return digests
 
