@@ -73,7 +73,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SCHEMA_HEAD = "0002"
 
 # How many parsed lookup rows a catalog keeps (``DirectSqlite._parsed``).
-_PARSED_KEPT = 1024
+_PARSED_KEPT = 256
 
 _SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<database>[^?#%]+)")
 # Connections a forked child inherited: kept referenced so they are never closed (closing
