@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from featurecache import background, hooks, logs
+from featurecache import background, hooks, logs, parquet_memo
 from featurecache.catalog import Catalog
-from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind
+from featurecache.catalog.records import ArtifactRecord, Hit, ReturnKind, UsageEvent
 from featurecache.errors import (
     ArtifactCorruptError,
     ArtifactNotFoundError,
@@ -55,7 +55,9 @@ from featurecache.errors import (
     StoreError,
 )
 from featurecache.fingerprint import observed
+from featurecache.fingerprint.carry import is_remembered, remember
 from featurecache.fingerprint.files import FileFingerprinter
+from featurecache.fingerprint.inputs import fingerprint_input
 from featurecache.fingerprint.observed_inputs import (
     Exclusions,
     Observation,
@@ -69,6 +71,13 @@ from featurecache.fingerprint.observed_inputs import (
 )
 from featurecache.hashing import digest_bytes, hash_file_bytes
 from featurecache.keys import CacheKey, build_key
+from featurecache.parquet import (
+    read_artifact,
+    read_artifact_file,
+    read_footer,
+    scan_artifact,
+    scan_artifact_bytes,
+)
 from featurecache.publish import (
     CompositePart,
     CompositeResult,
@@ -80,7 +89,7 @@ from featurecache.publish import (
 from featurecache.results.codec import CompositeStructureError
 from featurecache.settings import Settings, load_settings, local_tier_dir
 from featurecache.singleflight import LeaseKeeper, NoLease, acquire_or_wait, new_owner
-from featurecache.store.base import ArtifactStore
+from featurecache.store.base import ArtifactStore, ScanTarget
 from featurecache.store.cachedir import prepare_cache_dir
 from featurecache.store.factory import check_for_cache, open_store
 from featurecache.store.tier import Downloadable, open_tier
@@ -188,8 +197,6 @@ def verify_footer(artifact: ArtifactRecord, source: Path | memoryview | bytes) -
     catalog) cannot make a hit decode more than the catalog says it holds."""
     import pyarrow as pa
 
-    from featurecache.parquet import read_footer
-
     try:
         footer = read_footer(source)
     except (pa.ArrowException, ValueError, OSError) as exc:
@@ -248,10 +255,6 @@ def _read_verified_local(artifact: ArtifactRecord, path: Path, kind: ReturnKind)
     hashed once per process while the file stays the same, unchanged file), then decoded, or
     copied from this process's memo of small decoded artifacts (``parquet_memo``), which serves
     only while a fresh ``stat`` shows the very file that was verified and decoded."""
-    from featurecache import parquet_memo
-    from featurecache.fingerprint.carry import remember
-    from featurecache.parquet import read_artifact_file
-
     identity = _file_identity(path)
     record = (artifact.file_hash, artifact.rows, artifact.columns)
     served = parquet_memo.get_with_original(identity, record, kind)
@@ -285,6 +288,36 @@ def _held_and_verified(artifact: ArtifactRecord, path: Path) -> Path:
                 os.unlink(held)
         raise
     return held
+
+
+# Signatures whose parameters are all plain positional ones (or not: None), by id; the
+# signature is kept with its answer, so an id is never reused while it is remembered.
+_PLAIN_PARAMETERS: dict[int, tuple[inspect.Signature, tuple[str, ...] | None]] = {}
+_PLAIN_PARAMETERS_LIMIT = 4096
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def bound_arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Mapping[str, Any]:
+    """``signature.bind(*args, **kwargs)``'s arguments, defaults applied (its errors too). A
+    call that passes every parameter of a plain signature positionally, the usual call of a
+    feature, is bound without ``inspect``'s general machinery, to the same names in order."""
+    if not kwargs:
+        known = _PLAIN_PARAMETERS.get(id(signature))
+        if known is None or known[0] is not signature:
+            parameters = signature.parameters.values()
+            plain = all(p.kind in _POSITIONAL for p in parameters)
+            known = (signature, tuple(p.name for p in parameters) if plain else None)
+            if len(_PLAIN_PARAMETERS) >= _PLAIN_PARAMETERS_LIMIT:
+                _PLAIN_PARAMETERS.clear()
+            _PLAIN_PARAMETERS[id(signature)] = known
+        names = known[1]
+        if names is not None and len(args) == len(names):
+            return dict(zip(names, args, strict=True))
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
 
 
 class CacheEngine:
@@ -340,12 +373,10 @@ class CacheEngine:
         # exit hook runs this after the pending publishes, which release their own).
         self._exit_leases = _ReleaseLeasesAtExit(self)
         background.register(self._exit_leases)
-        # Every call hashes its function's code and its inputs, and every hit or miss goes
-        # through Parquet I/O: import that machinery (about 0.1 s, mostly pyarrow.compute) with
-        # the cache rather than inside the first call. ``import featurecache`` stays light.
-        import featurecache.fingerprint.code.identity
-        import featurecache.fingerprint.inputs
-        import featurecache.parquet  # noqa: F401
+        # Every call hashes its function's code (and its inputs, and goes through Parquet I/O:
+        # imported with this module): import that machinery with the cache rather than inside
+        # the first call. ``import featurecache`` stays light (it does not import this module).
+        import featurecache.fingerprint.code.identity  # noqa: F401
 
     @classmethod
     def open(
@@ -561,15 +592,11 @@ class CacheEngine:
     def key_for(
         self, feature: FeatureSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[CacheKey, dict[str, InputFingerprint]]:
-        from featurecache.fingerprint.inputs import fingerprint_input
-
-        bound = feature.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
         inputs = {
             name: fingerprint_input(
                 name, value, files=self.files, str_paths=name not in feature.values
             )
-            for name, value in bound.arguments.items()
+            for name, value in bound_arguments(feature.signature, args, kwargs).items()
         }
         code = feature.code_identity(self.settings.track_library_versions)
         return build_key(feature.name, code, inputs), inputs
@@ -578,8 +605,6 @@ class CacheEngine:
 
     def _load(self, hit: Hit, lazy: bool) -> Any:
         """The artifact's value, or _MISSING when it is gone or corrupt (then forgotten)."""
-        from featurecache.fingerprint.carry import is_remembered, remember
-
         artifact = hit.artifact
         kind: ReturnKind = "lazy" if lazy else hit.entry.return_kind
         try:
@@ -620,8 +645,6 @@ class CacheEngine:
     def _read(self, artifact: ArtifactRecord, kind: ReturnKind) -> Any:
         """One single-file artifact as ``kind``, verified; raises ``ArtifactNotFoundError``
         (ref = the artifact id), ``ArtifactCorruptError`` or ``StoreError``."""
-        from featurecache.parquet import read_artifact, scan_artifact_bytes
-
         lazy = kind == "lazy"
         if (path := self.store.local_path(artifact.artifact_id)) is not None:
             return self._load_local(artifact, path, kind, scan=lazy)
@@ -705,7 +728,6 @@ class CacheEngine:
     def _read_composite(self, hit: Hit) -> Any:
         """A composite result: every part read and verified like a single artifact (a frame
         part is carried, so passing it to another feature costs no rehash), then rebuilt."""
-        from featurecache.fingerprint.carry import is_remembered, remember
         from featurecache.results.codec import join
 
         structure = hit.artifact.structure
@@ -746,9 +768,6 @@ class CacheEngine:
         RSS; small ones are memoised, ``_read_verified_local``), or hand out a scan of it
         (``scan``): a hold of the artifact's file (``_held_and_verified``) that GC cannot
         delete under it."""
-        from featurecache.parquet import scan_artifact
-        from featurecache.store.base import ScanTarget
-
         try:
             if scan:
                 return scan_artifact(ScanTarget(str(_held_and_verified(artifact, path))))
@@ -758,8 +777,6 @@ class CacheEngine:
             raise ArtifactNotFoundError(artifact.artifact_id, str(path)) from None
 
     def _record_hit(self, hit: Hit, seconds: float) -> None:
-        from featurecache.catalog.records import UsageEvent
-
         self.session.add("hit", hit.artifact.compute_seconds, hit.entry.feature)
         if logs.enabled():
             logs.hit(

@@ -17,6 +17,7 @@ polars are never imported unless one of their frames is being handled.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -62,6 +63,15 @@ def is_instance(obj: object, module: str, name: str) -> bool:
     return cls is not None and isinstance(obj, cls)
 
 
+@functools.cache
+def newest_polars_compat() -> Any:
+    """``polars.CompatLevel.newest()``, made once: each call of it reads the environment (for
+    polars' unstable-API warning), which cost more than exporting a small frame."""
+    import polars as pl
+
+    return pl.CompatLevel.newest()
+
+
 def frame_kind(obj: object) -> ReturnKind | None:
     """The return kind of a supported frame, else None. Recognises pandas and polars objects
     only if their library is already imported (an instance implies it is), never importing it."""
@@ -90,17 +100,17 @@ def frame_to_arrow(obj: Any, kind: ReturnKind) -> pa.Table:
         kind = "polars"
     try:
         if kind == "polars":
-            import polars as pl
-
-            for name, dtype in obj.schema.items():
-                if _holds_objects(dtype):
-                    # polars exports Object columns as raw 8-byte addresses: never content.
-                    raise FrameConversionError(
-                        type_name(obj),
-                        f"column {name!r} has dtype {dtype} (Python objects, not data)",
-                    )
+            # ``dtypes`` first: a list, cheaper than the ``schema`` the error names columns by.
+            if any(_holds_objects(dtype) for dtype in obj.dtypes):
+                for name, dtype in obj.schema.items():
+                    if _holds_objects(dtype):
+                        # polars exports Object columns as raw 8-byte addresses: never content.
+                        raise FrameConversionError(
+                            type_name(obj),
+                            f"column {name!r} has dtype {dtype} (Python objects, not data)",
+                        )
             # The newest compatibility level exports polars' string views without a copy.
-            return obj.to_arrow(compat_level=pl.CompatLevel.newest())
+            return obj.to_arrow(compat_level=newest_polars_compat())
         # RangeIndex stays metadata (restored as a RangeIndex); other indexes become columns.
         # A small frame converts on this thread: pyarrow's pool of threads, started for every
         # multi-column conversion, cost more than the conversion itself (~0.7 ms per call).
@@ -115,7 +125,7 @@ def frame_to_arrow(obj: Any, kind: ReturnKind) -> pa.Table:
 def _holds_objects(dtype: Any) -> bool:
     import polars as pl
 
-    if dtype == pl.Object:
+    if isinstance(dtype, pl.Object) or dtype is pl.Object:  # an instance, or the class
         return True
     if isinstance(dtype, pl.List | pl.Array):
         return _holds_objects(dtype.inner)

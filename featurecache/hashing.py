@@ -227,6 +227,12 @@ def encoded_list(items: list[bytes]) -> bytes:
     return b"L" + _pack_len(len(items)) + b"".join(items)
 
 
+def encoded_digest(digest: str) -> bytes:
+    """``canonical_encode(digest)`` of a hex digest (ASCII, so its UTF-8 is its characters),
+    for callers that encode many digests into lists of their own (``encoded_list``)."""
+    return b"s" + _pack_len(len(digest)) + digest.encode("ascii")
+
+
 def hash_value(value: object) -> str:
     """xxh3-128 of the canonical encoding of ``value``."""
     return digest_bytes(canonical_encode(value))

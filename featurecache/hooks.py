@@ -10,6 +10,7 @@ and ``add_resolver_factory``.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -187,12 +188,13 @@ def resolved_event(
         code_source=code_source,
         rows=artifact.rows,
         columns=artifact.columns,
-        schema=artifact.schema,
+        # Copies: the catalog may hand the same records to later lookups (``direct``).
+        schema=copy.deepcopy(artifact.schema),
         kind=kind,
         upstream=upstream,
-        structure=artifact.structure,
+        structure=copy.deepcopy(artifact.structure),
         part_ids=tuple(part.artifact_id for part in hit.parts),
-        inputs=hit.entry.components.get("inputs") or {},
+        inputs=copy.deepcopy(hit.entry.components.get("inputs") or {}),
     )
 
 

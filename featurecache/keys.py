@@ -8,6 +8,7 @@ a Merkle structure of domain-tagged parts. Every component goes into the catalog
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,24 @@ from featurecache.hashing import KEY_SCHEME_VERSION, hash_struct
 class CacheKey:
     key_id: str
     inputs_digest: str
-    components: dict[str, Any]
+    feature: str
     # The code identity the key was built from: what the catalog records for its row (never
     # recomputed later, when the code may have changed).
     code: CodeIdentity
+    inputs: Mapping[str, InputFingerprint]
+
+    @functools.cached_property
+    def components(self) -> dict[str, Any]:
+        """Every component of the key, for the catalog and ``why``: made when first asked for
+        (a miss records it; a hit never needs it), from the same frozen values."""
+        return {
+            "key_scheme": KEY_SCHEME_VERSION,
+            "feature": self.feature,
+            "code_digest": self.code.digest,
+            "code": self.code.components,
+            "inputs_digest": self.inputs_digest,
+            "inputs": {name: self.inputs[name].to_json() for name in sorted(self.inputs)},
+        }
 
 
 def inputs_digest(inputs: Mapping[str, InputFingerprint]) -> str:
@@ -38,12 +53,4 @@ def inputs_digest(inputs: Mapping[str, InputFingerprint]) -> str:
 def build_key(feature: str, code: CodeIdentity, inputs: Mapping[str, InputFingerprint]) -> CacheKey:
     digest = inputs_digest(inputs)
     key_id = hash_struct(["call", KEY_SCHEME_VERSION, feature, code.digest, digest])
-    components: dict[str, Any] = {
-        "key_scheme": KEY_SCHEME_VERSION,
-        "feature": feature,
-        "code_digest": code.digest,
-        "code": code.components,
-        "inputs_digest": digest,
-        "inputs": {name: inputs[name].to_json() for name in sorted(inputs)},
-    }
-    return CacheKey(key_id=key_id, inputs_digest=digest, components=components, code=code)
+    return CacheKey(key_id=key_id, inputs_digest=digest, feature=feature, code=code, inputs=inputs)

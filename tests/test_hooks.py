@@ -53,3 +53,20 @@ def test_mlflow_lineage_is_on_only_with_a_tracking_uri(tmp_path: Path) -> None:
     assert not hooks._mlflow_configured(off)
     on = load_settings(environ={"MLFLOW_TRACKING_URI": f"file://{tmp_path}/mlruns"}, cwd=tmp_path)
     assert hooks._mlflow_configured(on)
+
+
+def test_a_listener_gets_copies_of_the_records_json_values() -> None:
+    """The catalog may hand the same records to later lookups (``catalog.direct``): what a
+    listener changes in its event must not reach them."""
+    from featurecache.catalog.records import Hit
+    from tests.catalog.factories import publication
+
+    pub = publication(1)
+    hit = Hit(pub.entry, pub.artifact)
+    event = hooks.resolved_event(hit, "hit", code_source="")
+    assert event.inputs == pub.entry.components["inputs"]
+    assert event.schema == pub.artifact.schema
+    event.inputs["gap"]["value"] = 45
+    event.schema.clear()
+    assert pub.entry.components["inputs"] == {"gap": {"value": 30}}
+    assert pub.artifact.schema

@@ -238,15 +238,14 @@ def test_seconds_text(seconds: float, text: str) -> None:
 
 
 def test_recent_keys_are_bounded_per_feature_and_in_features() -> None:
+    from featurecache.fingerprint.types import CodeIdentity
     from featurecache.keys import CacheKey
 
-    class Code:
-        digest = "c"
-
+    code = CodeIdentity(digest="c", qualname="m.f", source="")
     recent = logs.RecentKeys(per_feature=2, features=2)
 
     def key(key_id: str) -> CacheKey:
-        return CacheKey(key_id, "", {}, Code())  # type: ignore[arg-type]
+        return CacheKey(key_id, "", "a", code, {})
 
     for key_id in ("a1", "a2", "a3"):
         recent.add("a", key(key_id))

@@ -12,7 +12,9 @@ left to the ordinary path, which ``Catalog`` opens on first need:
 * ``revision`` answers the schema check only when the catalog is exactly at ``SCHEMA_HEAD``;
   a new, older, newer or foreign database is judged (created, refused) by ``migrate``;
 * ``lookup`` answers single-artifact entries; a composite (whose parts are read in the same
-  transaction), or a row whose values are not as featurecache stores them, is ``NOT_HANDLED``;
+  transaction), or a row whose values are not as featurecache stores them, is ``NOT_HANDLED``.
+  The hits of rows read lately are kept, by the whole row, so that a repeated hit does not
+  parse the same JSON and timestamps again;
 * any ``sqlite3.Error`` is raised for the caller to redo the work on the ordinary path, which
   retries transient failures and names the problem. A write that failed was rolled back
   whole, so redoing it records nothing twice.
@@ -75,6 +77,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SCHEMA_HEAD = "0002"
 
 T = TypeVar("T")
+# How many parsed lookup rows a catalog keeps (``DirectSqlite._parsed``).
+_PARSED_KEPT = 256
 
 _SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<database>[^?#%]+)")
 # Connections a forked child inherited: kept referenced so they are never closed (closing
@@ -162,17 +166,29 @@ def _artifact(row: Sequence[Any]) -> ArtifactRecord:
     )
 
 
-def lookup_in(conn: sqlite3.Connection, key_id: str) -> Hit | NotHandled | None:
-    """``DirectSqlite.lookup`` on ``conn``, in whatever transaction it is in."""
+def lookup_in(
+    conn: sqlite3.Connection, key_id: str, parsed: dict[tuple[Any, ...], Hit] | None = None
+) -> Hit | NotHandled | None:
+    """``DirectSqlite.lookup`` on ``conn``, in whatever transaction it is in. ``parsed``: the
+    hits of rows parsed before, by the whole row; an unchanged row gives the same ``Hit``."""
     row = conn.execute(LOOKUP, (key_id,)).fetchone()
     if row is None:
         return None
     if row[-1] is not None:
         return NOT_HANDLED
+    row = tuple(row)  # sqlite3's rows are tuples of str, bytes, int, float and None
+    hit = None if parsed is None else parsed.get(row)
+    if hit is not None:
+        return hit
     try:
-        return Hit(_entry(row[:7]), _artifact(row[7:]))
+        hit = Hit(_entry(row[:7]), _artifact(row[7:]))
     except (ValueError, TypeError):  # not as featurecache stores it: the ordinary path
         return NOT_HANDLED  # converts (or refuses) it as it always did
+    if parsed is not None:
+        if len(parsed) >= _PARSED_KEPT:
+            parsed.clear()
+        parsed[row] = hit
+    return hit
 
 
 class _Connection:
@@ -216,6 +232,11 @@ class DirectSqlite:
         self.busy_timeout_ms = busy_timeout_ms
         self._reader = _Connection(self._connect)
         self._writer = _Connection(self._connect)
+        # Rows ``lookup`` read lately, as read (every column), with the hit parsed from each:
+        # a repeated hit on an unchanged row skips parsing its JSON and timestamps (most of
+        # what a lookup costs). A pure function of the row: any change to it (a usage flush
+        # bumps its ``hits``) is a new row, parsed afresh. Bounded: forgotten whole when full.
+        self._parsed: dict[tuple[Any, ...], Hit] = {}
 
     def _connect(self) -> sqlite3.Connection:
         # The settings of ``database._sqlite_engine``'s connect hook, in the same order.
@@ -242,9 +263,11 @@ class DirectSqlite:
 
     def lookup(self, key_id: str) -> Hit | NotHandled | None:
         """The hit for ``key_id`` (None: a miss), or ``NOT_HANDLED`` (a composite). One
-        ``SELECT`` in autocommit mode reads one consistent snapshot."""
+        ``SELECT`` in autocommit mode reads one consistent snapshot. A row read before and
+        unchanged since gives the very ``Hit`` it gave then (records are frozen; nothing in
+        featurecache changes the JSON values they hold, and listeners get copies)."""
         with self._reader as conn:
-            return lookup_in(conn, key_id)
+            return lookup_in(conn, key_id, self._parsed)
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(conn)`` in one write transaction (``BEGIN IMMEDIATE``) on the writer

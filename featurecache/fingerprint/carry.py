@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from featurecache.frames import frame_kind
+from featurecache.frames import frame_kind, newest_polars_compat
 
 __all__ = ["forget", "is_remembered", "recall", "remember"]
 
@@ -64,9 +64,7 @@ def _carriable(obj: object) -> str | None:
 
 def _signature(frame: Any) -> tuple[Any, ...]:
     """Schema, height and the Arrow buffers (address, size) of every chunk of every column."""
-    import polars as pl
-
-    table = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # zero-copy for plain columns
+    table = frame.to_arrow(compat_level=newest_polars_compat())  # zero-copy for plain columns
     layout = tuple(
         (
             chunk.offset,
@@ -85,9 +83,12 @@ def _weak(obj: object, table: dict[int, Any]) -> weakref.ref[Any] | None:
     (only that entry: a later object at the same address has its own); None for an object
     without weakref support."""
     key = id(obj)
+    # Held by the callback itself: one that runs while the interpreter exits may find this
+    # module's globals already cleared.
+    lock = _lock
 
     def on_collected(dead: weakref.ref[Any]) -> None:
-        with _lock:
+        with lock:
             entry = table.get(key)
             if entry is not None and entry.ref is dead:
                 del table[key]

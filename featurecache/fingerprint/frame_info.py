@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from featurecache.frames import describe_schema
+from featurecache.frames import describe_schema, newest_polars_compat
 
 
 def schema_of(table: pa.Table | pa.Schema) -> list[dict[str, Any]]:
@@ -29,6 +29,6 @@ def carried_schema(value: Any, kind: str) -> tuple[list[dict[str, Any]] | None, 
     import polars as pl
 
     if kind == "polars":
-        return describe_schema(value.to_arrow(compat_level=pl.CompatLevel.newest())), value.height
+        return describe_schema(value.to_arrow(compat_level=newest_polars_compat())), value.height
     empty = pl.DataFrame(schema=value.collect_schema())  # a LazyFrame: the schema, no rows read
-    return describe_schema(empty.to_arrow(compat_level=pl.CompatLevel.newest())), None
+    return describe_schema(empty.to_arrow(compat_level=newest_polars_compat())), None

@@ -39,7 +39,7 @@ from featurecache.fingerprint.object_inputs import fingerprint_declared, fingerp
 from featurecache.fingerprint.objects import refusal_hint
 from featurecache.fingerprint.pathstr import fingerprint_path_str, names_data
 from featurecache.fingerprint.registry import registered_fingerprint
-from featurecache.fingerprint.types import InputFingerprint
+from featurecache.fingerprint.types import FrameFingerprint, InputFingerprint
 from featurecache.fingerprint.values import (
     CONTAINERS,
     ObjectArrayError,
@@ -172,17 +172,22 @@ def _frame(argument: str, where: str, value: Any, kind: Any) -> InputFingerprint
             f"({exc.detail}) Convert the offending columns to supported dtypes first.",
         ) from exc
     rows, columns = frame_shape(value, table)
-    label = {"polars": "polars DataFrame", "lazy": "polars LazyFrame (collected)"}.get(
-        kind, "pandas DataFrame" if kind == "pandas" else "pyarrow Table"
-    )
-    return InputFingerprint(
+    return FrameFingerprint(
         argument=argument,
         kind=kind,
         fingerprint=_prefixed(fingerprint_table(table)),
-        summary=f"{label} {rows:,} × {columns:,}",
-        schema=schema_of(table),
+        label=_FRAME_LABELS.get(kind, "pyarrow Table"),
         rows=rows,
+        columns=columns,
+        arrow_schema=table.schema,
     )
+
+
+_FRAME_LABELS = {
+    "polars": "polars DataFrame",
+    "lazy": "polars LazyFrame (collected)",
+    "pandas": "pandas DataFrame",
+}
 
 
 def _carried(argument: str, value: Any, artifact_id: str) -> InputFingerprint:

@@ -3,8 +3,12 @@ with enough description for ``featurecache why`` to explain a change."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,45 @@ class InputFingerprint:
             "upstream_artifact_id": self.upstream_artifact_id,
             "source_uri": self.source_uri,
         }
+
+
+class FrameFingerprint(InputFingerprint):
+    """A frame input's fingerprint whose ``summary`` and ``schema`` are made when first read,
+    from the frame's label, shape and Arrow schema (immutable; the frame is not kept): a miss
+    records them, a hit never reads them. Equal to another only of its own class (it is made
+    by ``inputs`` only); not for ``dataclasses.replace``."""
+
+    _described: tuple[str, int, pa.Schema]  # label, columns, Arrow schema
+
+    def __init__(
+        self,
+        *,
+        argument: str,
+        kind: str,
+        fingerprint: str,
+        label: str,
+        rows: int,
+        columns: int,
+        arrow_schema: pa.Schema,
+    ) -> None:
+        super().__init__(
+            argument=argument, kind=kind, fingerprint=fingerprint, summary="", rows=rows
+        )
+        # Made on first read (the cached properties below), not now.
+        object.__delattr__(self, "summary")
+        object.__delattr__(self, "schema")
+        object.__setattr__(self, "_described", (label, columns, arrow_schema))
+
+    @functools.cached_property
+    def summary(self) -> str:
+        label, columns, _ = self._described
+        return f"{label} {self.rows:,} × {columns:,}"
+
+    @functools.cached_property
+    def schema(self) -> list[dict[str, Any]] | None:
+        from featurecache.frames import describe_schema
+
+        return describe_schema(self._described[2])
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ _VANISH_RETRIES = 3
 _READ_ONLY = 0o444
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+_PATHS_KEPT = 4096
 
 
 class LocalStore:
@@ -71,6 +72,9 @@ class LocalStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().absolute()
         self.location = str(self.root)
+        # Paths of artifacts named lately: every hit asks for one, and a ``Path`` costs a few
+        # µs to build. Bounded (forgotten whole when full); a path is a pure function of the id.
+        self._paths: dict[str, Path] = {}
 
     def __repr__(self) -> str:
         return f"LocalStore({self.location!r})"
@@ -78,7 +82,13 @@ class LocalStore:
     # -- names ------------------------------------------------------------------------------
 
     def _path(self, artifact_id: str) -> Path:
-        return self.root / artifact_name(artifact_id)
+        path = self._paths.get(artifact_id)
+        if path is None:
+            path = self.root / artifact_name(artifact_id)  # checks the id first
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[artifact_id] = path
+        return path
 
     def artifact_uri(self, artifact_id: str) -> str:
         return self._path(artifact_id).as_uri()

@@ -324,3 +324,49 @@ def test_a_row_not_as_featurecache_stores_it_is_left_to_the_ordinary_path(
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE cache_entries SET components = 'not json'")
     assert sqlite_catalog._direct.lookup(pub.entry.key_id) is direct.NOT_HANDLED
+
+
+def test_a_repeated_lookup_of_an_unchanged_row_reuses_its_parse(
+    sqlite_catalog: Catalog, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same row gives the same hit without parsing it again; any change to the row (here
+    its components, then its hit count) is parsed afresh and seen."""
+    pub = publication(13)
+    sqlite_catalog.publish(*pub.args())
+    reader = sqlite_catalog._direct
+    assert reader is not None
+    first = reader.lookup(pub.entry.key_id)
+    parsed: list[object] = []
+    real_entry = direct._entry
+    monkeypatch.setattr(direct, "_entry", lambda row: parsed.append(row) or real_entry(row))
+    assert reader.lookup(pub.entry.key_id) is first
+    assert parsed == []
+    with sqlite3.connect(db_path) as conn:
+        conn.execute('UPDATE cache_entries SET components = \'{"observed": {"files": []}}\'')
+    changed = reader.lookup(pub.entry.key_id)
+    assert not isinstance(changed, direct.NotHandled) and changed is not None
+    assert changed.entry.components == {"observed": {"files": []}}
+    assert len(parsed) == 1
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE artifacts SET hits = hits + 1")
+    bumped = reader.lookup(pub.entry.key_id)
+    assert not isinstance(bumped, direct.NotHandled) and bumped is not None
+    assert bumped.artifact.hits == changed.artifact.hits + 1
+    assert len(parsed) == 2
+
+
+def test_the_parsed_rows_are_bounded(
+    sqlite_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct, "_PARSED_KEPT", 2)
+    reader = sqlite_catalog._direct
+    assert reader is not None
+    for n in range(20, 26):
+        pub = publication(n)
+        sqlite_catalog.publish(*pub.args())
+        key = pub.entry.key_id
+        found = reader.lookup(key)
+        assert found == run_read(
+            sqlite_catalog.engine, lambda conn, key=key: queries.lookup(conn, key), what=""
+        )
+        assert len(reader._parsed) <= 2

@@ -575,3 +575,64 @@ def test_the_small_table_path_on_other_plain_types() -> None:
         fast = arrow_fp._small_column_digests(variant)
         assert fast is not None
         assert fast == _general(variant)
+
+
+@pytest.mark.parametrize("rows", [1, 31, 32, 33, 100])
+def test_the_small_table_path_reads_view_lengths_at_any_row_count(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few views' lengths are read by one ``struct`` call, more through numpy: either way a
+    view column (all inline, or one value longer than 12 bytes at its end) and its slices get
+    the general path's digests."""
+    monkeypatch.setattr(arrow_fp, "BLOCK_ROWS", REAL_BLOCK_ROWS)
+    short = [f"v{i % 9}" for i in range(rows)]
+    for values in (short, [*short[:-1], "a value longer than twelve bytes"]):
+        table = pa.table({"s": pa.array(values, pa.string_view())})
+        for variant in (table, table.slice(1), table.slice(0, rows - 1)):
+            fast = arrow_fp._small_column_digests(variant)
+            assert fast is not None
+            assert fast == _general(variant)
+
+
+def _reference_fingerprint(table: pa.Table) -> str:
+    """``fingerprint_table`` as its definition reads, without any per-process encoding."""
+    from featurecache.fingerprint.arrow.schema import schema_descriptor
+    from featurecache.hashing import hash_struct
+
+    digests = arrow_fp._column_digests(table.columns)
+    return hash_struct(
+        ["table", CANONICAL_FORMAT, schema_descriptor(table.schema), table.num_rows, digests]
+    )
+
+
+def test_the_schema_part_is_the_descriptor_whatever_was_encoded_before() -> None:
+    """Field descriptors are encoded once per process, by name, type and nullability: a field
+    that differs in any of them, or has metadata, or a type that is not plain, and a schema
+    with metadata, each give the fingerprint of the definition, in any order of calls."""
+    base = pa.table({"a": pa.array([1, 2], pa.int64()), "b": pa.array(["x", "y"])})
+    plain = pa.field("a", pa.int64())
+    variants = [
+        base,
+        base.cast(pa.schema([plain.with_nullable(False), base.schema.field("b")])),
+        base.rename_columns(["A", "b"]),
+        base.cast(pa.schema([plain.with_metadata({"unit": "m"}), base.schema.field("b")])),
+        base.cast(pa.schema([plain.with_metadata({"unit": "s"}), base.schema.field("b")])),
+        base.replace_schema_metadata({"source": "x"}),
+        base.cast(pa.schema([pa.field("a", pa.timestamp("us", "UTC")), base.schema.field("b")])),
+        base.cast(pa.schema([pa.field("a", pa.timestamp("us")), base.schema.field("b")])),
+        pa.table({"a": pa.array([1, 2]).dictionary_encode(), "b": pa.array(["x", "y"])}),
+    ]
+    arrow_fp._ENCODED_FIELDS.clear()
+    for order in (variants, variants[::-1], variants):
+        found = [fingerprint_table(table) for table in order]
+        assert found == [_reference_fingerprint(table) for table in order]
+    assert len(set(found)) == len(variants)
+
+
+def test_the_field_encodings_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arrow_fp, "_ENCODED_FIELDS_LIMIT", 3)
+    arrow_fp._ENCODED_FIELDS.clear()
+    for i in range(10):
+        table = pa.table({f"c{i}": [i]})
+        assert fingerprint_table(table) == _reference_fingerprint(table)
+        assert len(arrow_fp._ENCODED_FIELDS) <= 3

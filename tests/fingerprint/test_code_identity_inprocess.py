@@ -125,6 +125,25 @@ def test_runtime_changes_invalidate_the_memo(make_module: Any) -> None:
     assert code_identity(mod.f).digest != third.digest
 
 
+def test_the_memo_tells_equal_values_of_different_types_apart(make_module: Any) -> None:
+    """1, 1.0, True and "1" are different options (and versions) to the digest: the memo,
+    whose keys are cheaper than the digest's encoding, must not hand one's identity to
+    another. Options holding other values are memoised by their canonical encoding, or not
+    at all (objects)."""
+    mod = make_module("memo_types", "def f(x):\n    return x\n")
+    values: list[object] = [1, True, 1.0, "1", None, 0, False, "", (1,), (True,)]
+    digests = [code_identity(mod.f, options={"o": value}).digest for value in values]
+    assert len(set(digests)) == len(values)
+    for value, digest in zip(values, digests, strict=True):  # now memoised: the same answers
+        assert code_identity(mod.f, options={"o": value}).digest == digest
+    versions = [code_identity(mod.f, version=v).digest for v in (None, "None", "1", "")]
+    assert len(set(versions)) == 4
+    ignored = code_identity(mod.f, ignore=["a", "b"])
+    assert code_identity(mod.f, ignore=["b", "a", "a"]) is ignored
+    with_object = code_identity(mod.f, options={"o": object()})
+    assert code_identity(mod.f, options={"o": object()}) is not with_object  # never memoised
+
+
 def test_source_edited_after_import_hashes_the_running_bytecode(make_module: Any) -> None:
     mod = make_module("stale", "def f(x):\n    return x + 1\n")
     clean = code_identity(mod.f)

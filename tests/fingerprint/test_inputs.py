@@ -241,3 +241,50 @@ def test_importing_featurecache_does_not_import_pandas() -> None:
 
 def test_module_exports() -> None:
     assert "pathlib.Path and os.PathLike (the file's content)" in inputs_module.SUPPORTED_INPUTS
+
+
+@pytest.mark.parametrize(
+    ("dtype", "holds"),
+    [
+        (pl.Object, True),
+        (pl.Object(), True),
+        (pl.List(pl.Object), True),
+        (pl.Array(pl.Object, 2), True),
+        (pl.Struct({"a": pl.List(pl.Object)}), True),
+        (pl.Int64, False),
+        (pl.Int64(), False),
+        (pl.List(pl.Int64), False),
+        (pl.Struct({"a": pl.String}), False),
+    ],
+    ids=repr,
+)
+def test_object_dtypes_are_found_however_nested(dtype: object, holds: bool) -> None:
+    from featurecache.frames import _holds_objects
+
+    assert _holds_objects(dtype) is holds
+
+
+def test_a_frames_summary_and_schema_are_made_when_first_read(files: FileFingerprinter) -> None:
+    """A hit never reads them (only a miss records them): they are made on first read, from
+    the Arrow schema and shape taken when the frame was fingerprinted, so a frame changed
+    afterwards does not change what its fingerprint says."""
+    frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    result = fp(frame, files)
+    assert "summary" not in vars(result) and "schema" not in vars(result)
+    frame.insert_column(2, pl.Series("c", [0.5, 1.5, 2.5]))  # in place, after the call
+    assert result.summary == "polars DataFrame 3 × 2"
+    assert result.schema == [
+        {"name": "a", "type": "int64", "nullable": True},
+        {"name": "b", "type": "string_view", "nullable": True},
+    ]
+    assert result.to_json()["summary"] == result.summary
+    assert result.to_json()["schema"] == result.schema
+    assert result == fp(frame.drop("c"), files)
+    for kind, frame_of_kind, label in (
+        ("pandas", frame.to_pandas(), "pandas DataFrame 3 × 3"),
+        ("arrow", frame.to_arrow(), "pyarrow Table 3 × 3"),
+        ("lazy", frame.lazy(), "polars LazyFrame (collected) 3 × 3"),
+    ):
+        described = fp(frame_of_kind, files)
+        assert (described.kind, described.summary) == (kind, label)
+        assert described.schema is not None and len(described.schema) == 3

@@ -41,9 +41,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from featurecache.fingerprint.arrow.encoding import Node, make_node, whole_digest
-from featurecache.fingerprint.arrow.schema import schema_descriptor, type_descriptor
-from featurecache.hashing import canonical_encode, digest_bytes, encoded_list, hash_struct
+from featurecache.fingerprint.arrow.encoding import Node, make_node, whole_digest_encoded
+from featurecache.fingerprint.arrow.schema import (
+    field_descriptor,
+    metadata_descriptor,
+    type_descriptor,
+)
+from featurecache.hashing import (
+    canonical_encode,
+    digest_bytes,
+    encoded_digest,
+    encoded_list,
+    hash_struct,
+)
 
 CANONICAL_FORMAT = "arrow-canonical-1"
 BLOCK_ROWS = 1 << 20
@@ -198,25 +208,34 @@ def _small_column_digests(table: pa.Table) -> list[str] | None:
     rows = table.num_rows
     if rows > BLOCK_ROWS or table.get_total_buffer_size() >= _PARALLEL_MIN_BYTES:
         return None
-    nodes = [_plain_node(t) for t in table.schema.types]
+    types = table.schema.types
+    nodes = [_plain_node(t) for t in types]
     if None in nodes:
         return None
     rows_encoded = canonical_encode(rows)
+    no_blocks = encoded_list([])
+    # One record batch (every column one chunk, as a polars export is): its columns are the
+    # pieces, without a ChunkedArray and a chunk list made for each.
+    batches = table.to_batches() if rows else []
+    batch = batches[0] if len(batches) == 1 else None
     digests = []
-    for column, node in zip(table.columns, nodes, strict=True):
+    for i, (t, node) in enumerate(zip(types, nodes, strict=True)):
         assert node is not None
-        blocks = []
+        blocks = no_blocks
         if rows:
-            pieces = [chunk for chunk in column.chunks if len(chunk)]
-            if len(pieces) > _MAX_PIECES:
-                with contextlib.suppress(pa.ArrowException):
-                    pieces = [pa.concat_arrays(pieces)]
+            if batch is not None:
+                pieces = [batch.column(i)]
+            else:
+                pieces = [chunk for chunk in table.column(i).chunks if len(chunk)]
+                if len(pieces) > _MAX_PIECES:
+                    with contextlib.suppress(pa.ArrowException):
+                        pieces = [pa.concat_arrays(pieces)]
             # hash_struct(["block", node.digest(pieces)])
-            block = encoded_list([_BLOCK, canonical_encode(whole_digest(node, pieces))])
-            blocks.append(canonical_encode(digest_bytes(block)))
+            block = encoded_list([_BLOCK, whole_digest_encoded(node, pieces, rows_encoded)])
+            blocks = encoded_list([encoded_digest(digest_bytes(block))])
         # hash_struct(["column", type_descriptor(type), rows, None, [block digests]])
-        column_bytes = [_COLUMN, _encoded_type(column.type), rows_encoded, _NONE]
-        digests.append(digest_bytes(encoded_list([*column_bytes, encoded_list(blocks)])))
+        encoded = [_COLUMN, _encoded_type(t), rows_encoded, _NONE, blocks]
+        digests.append(digest_bytes(encoded_list(encoded)))
     return digests
 
 
@@ -240,8 +259,51 @@ def fingerprint_table(table: pa.Table) -> str:
     digests = _small_column_digests(table)
     if digests is None:
         digests = _column_digests(table.columns)
-    return hash_struct(
-        ["table", CANONICAL_FORMAT, schema_descriptor(table.schema), table.num_rows, digests]
+    # hash_struct(["table", CANONICAL_FORMAT, schema_descriptor(schema), rows, digests])
+    return digest_bytes(
+        encoded_list(
+            [
+                _TABLE,
+                _FORMAT,
+                _encoded_schema(table.schema),
+                canonical_encode(table.num_rows),
+                encoded_list([encoded_digest(digest) for digest in digests]),
+            ]
+        )
+    )
+
+
+_TABLE = canonical_encode("table")
+_FORMAT = canonical_encode(CANONICAL_FORMAT)
+_NO_METADATA = canonical_encode(metadata_descriptor(None))
+# Encoded descriptors of plain fields without metadata (name, type, nullable), the fields of
+# nearly every frame: encoded once per process, not once per call. Bounded: forgotten whole
+# when full (a process that makes up column names keeps no more than this).
+_ENCODED_FIELDS: dict[tuple[str, pa.DataType, bool], bytes] = {}
+_ENCODED_FIELDS_LIMIT = 4096
+
+
+def _encoded_schema(schema: pa.Schema) -> bytes:
+    """``canonical_encode(schema_descriptor(schema))``."""
+    fields = []
+    for field in schema:
+        t = field.type
+        if field.metadata or (type(t) is not pa.DataType and type(t) not in _PLAIN_PARAMETRIC):
+            fields.append(canonical_encode(field_descriptor(field)))
+            continue
+        key = (field.name, t, field.nullable)
+        found = _ENCODED_FIELDS.get(key)
+        if found is None:
+            if len(_ENCODED_FIELDS) >= _ENCODED_FIELDS_LIMIT:
+                _ENCODED_FIELDS.clear()
+            found = _ENCODED_FIELDS[key] = canonical_encode(field_descriptor(field))
+        fields.append(found)
+    metadata = schema.metadata
+    return encoded_list(
+        [
+            encoded_list(fields),
+            canonical_encode(metadata_descriptor(metadata)) if metadata else _NO_METADATA,
+        ]
     )
 
 

@@ -8,6 +8,8 @@ for the same logical values whatever the pieces' offsets, padding or bytes under
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurecache.hashing import canonical_encode, digest_bytes, new_hasher
+from featurecache.hashing import (
+    canonical_encode,
+    digest_bytes,
+    encoded_digest,
+    encoded_list,
+    new_hasher,
+)
 
 _ONES = np.ones(1 << 16, np.uint8)
 
@@ -300,26 +308,60 @@ class _UnionNode(Node):
         return [self.kind, sum(len(p) for p in pieces), hasher.hexdigest()]
 
 
-def whole_digest(node: Node, pieces: Pieces) -> list[Any]:
-    """``node.digest(pieces)``, computed more cheaply for the usual column of a small frame:
-    one piece without nulls, fixed-width or a string/binary view whose values all fit inline.
-    Same streams, each hashed in one call instead of through a streaming hasher (the same
-    digest: xxh3 of one update is the one-shot xxh3)."""
+def whole_digest_encoded(node: Node, pieces: Pieces, rows_encoded: bytes) -> bytes:
+    """``canonical_encode(node.digest(pieces))``, computed more cheaply for the usual column of
+    a small frame: one piece without nulls, fixed-width or a string/binary view whose values
+    all fit inline. Same streams, each hashed in one call instead of through a streaming
+    hasher (the same digest: xxh3 of one update is the one-shot xxh3), and encoded from parts
+    that repeat (``rows_encoded``: ``canonical_encode`` of the pieces' total row count)."""
     if len(pieces) != 1 or pieces[0].null_count:
-        return node.digest(pieces)
+        return canonical_encode(node.digest(pieces))
     piece = pieces[0]
     rows, cls = len(piece), type(node)
     if cls is _FixedNode:
         width = node.width  # type: ignore[attr-defined]
         data = piece.buffers()[1].slice(piece.offset * width, rows * width)
-        return [node.kind, rows, None, width, digest_bytes(data)]
-    if cls is _ViewNode:
-        views = np.frombuffer(
-            piece.buffers()[1], np.uint8, count=rows * 16, offset=piece.offset * 16
+        # [node.kind, rows, None, width, digest]
+        return encoded_list(
+            [_FIXED, rows_encoded, _NONE, _encoded_int(width), encoded_digest(digest_bytes(data))]
         )
-        if views.view("<i4")[::4].max(initial=0) <= 12:
-            return ["view-inline", rows, None, digest_bytes(views.data)]
-    return node.digest(pieces)
+    if cls is _ViewNode:
+        views = piece.buffers()[1]
+        if _longest_view(views, piece.offset, rows) <= 12:
+            data = views.slice(piece.offset * 16, rows * 16)
+            # ["view-inline", rows, None, digest]
+            return encoded_list(
+                [_VIEW_INLINE, rows_encoded, _NONE, encoded_digest(digest_bytes(data))]
+            )
+    return canonical_encode(node.digest(pieces))
+
+
+_FIXED = canonical_encode(_FixedNode.kind)
+_VIEW_INLINE = canonical_encode("view-inline")
+_NONE = canonical_encode(None)
+
+
+@functools.cache
+def _encoded_int(value: int) -> bytes:
+    return canonical_encode(value)
+
+
+def _longest_view(views: pa.Buffer, offset: int, rows: int) -> int:
+    """The largest length field (the first 4 bytes of a view, little-endian) of ``rows``
+    16-byte views from row ``offset``: read by one ``struct`` call for a few rows, where
+    numpy's set-up costs more than the reading."""
+    if rows <= _FEW_VIEWS:
+        return int(max(_view_lengths(rows).unpack_from(views, offset * 16)))
+    data = np.frombuffer(views, np.uint8, count=rows * 16, offset=offset * 16)
+    return int(data.view("<i4")[::4].max())
+
+
+_FEW_VIEWS = 32
+
+
+@functools.lru_cache(maxsize=_FEW_VIEWS)
+def _view_lengths(rows: int) -> struct.Struct:
+    return struct.Struct("<" + "i12x" * rows)
 
 
 def _decoded(value_type: pa.DataType) -> Node:

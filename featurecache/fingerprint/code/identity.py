@@ -47,7 +47,7 @@ import threading
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class _Entry:
     depends_on: tuple[object, ...]
 
 
-_MEMO: weakref.WeakKeyDictionary[Any, dict[bytes, _Entry]] = weakref.WeakKeyDictionary()
+_MEMO: weakref.WeakKeyDictionary[Any, dict[Hashable, _Entry]] = weakref.WeakKeyDictionary()
 _MEMO_LOCK = threading.Lock()
 
 
@@ -229,23 +229,46 @@ def _jsonable(value: object) -> Any:
 # -- memo -------------------------------------------------------------------------------
 
 
+# Types whose values are equal only when they are the same value of the same type (once the
+# type is part of the comparison: 1, 1.0 and True are equal in Python).
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def _memo_key(
     version: str | None,
     options: Mapping[str, Any] | None,
     depends: tuple[object, ...],
     ignore: Sequence[str],
     track: bool,
-) -> bytes | None:
+) -> Hashable | None:
+    """What tells the memoised identities of one function apart. Usually (a ``version``, the
+    options and ``ignore`` of plain values: what ``Feature`` passes) a tuple of the values
+    tagged with their types, a fraction of the cost of their canonical encoding, which every
+    call used to pay; otherwise that encoding, or None (options holding objects)."""
+    opts = options or {}
+    if (
+        type(version) in _PLAIN_TYPES
+        and all(type(k) is str and type(v) in _PLAIN_TYPES for k, v in opts.items())
+        and all(type(name) is str for name in ignore)
+    ):
+        return (
+            type(version),
+            version,
+            tuple(sorted([(k, type(v), v) for k, v in opts.items()])),  # keys are unique
+            tuple([id(obj) for obj in depends]),
+            tuple(sorted(set(ignore))),
+            track,
+        )
     try:
-        opts = canonical_encode(dict(options or {}))
+        encoded = canonical_encode(dict(opts))
     except UnencodableValueError:
         return None  # options holding objects: recompute every time
     return canonical_encode(
-        [version, opts, [id(obj) for obj in depends], sorted(set(ignore)), track]
+        [version, encoded, [id(obj) for obj in depends], sorted(set(ignore)), track]
     )
 
 
-def _memo_get(func: object, key: bytes | None, depends: tuple[object, ...]) -> _Entry | None:
+def _memo_get(func: object, key: Hashable | None, depends: tuple[object, ...]) -> _Entry | None:
     if key is None:
         return None
     with _MEMO_LOCK:
@@ -265,7 +288,7 @@ def _memo_get(func: object, key: bytes | None, depends: tuple[object, ...]) -> _
     return None
 
 
-def _memo_put(func: object, key: bytes | None, entry: _Entry) -> None:
+def _memo_put(func: object, key: Hashable | None, entry: _Entry) -> None:
     if key is None:
         return
     with _MEMO_LOCK, contextlib.suppress(TypeError):  # not weak-referenceable or not hashable
