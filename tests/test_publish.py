@@ -290,7 +290,8 @@ def test_a_file_that_cannot_be_stored_fails_alone_in_its_batch(
         real_write(table, path, *args, **kwargs)
 
     try:
-        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.WARNING):
+        # DEBUG: a store failure is a warning once per process, then debug (``warn_once``).
+        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.DEBUG):
             patch.setattr(parquet, "write_parquet", write)
             keys = _queued_behind_a_held_write(fc, 6)
         assert "could not publish" in caplog.text

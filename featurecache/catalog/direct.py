@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from featurecache.catalog.records import ArtifactRecord, EntryRecord, Hit, UsageEvent
 
 # The exact statements SQLAlchemy compiles for ``queries.LOOKUP``, ``clock.utc_now()`` and
-# ``writes.record_events`` on SQLite (the tests compare them).
+# ``events.record_events`` on SQLite (the tests compare them).
 NOW = "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
 LOOKUP = (
     "SELECT cache_entries.key_id, cache_entries.feature, cache_entries.code_digest, "
@@ -285,7 +285,7 @@ class DirectSqlite:
         return result
 
     def record_events(self, events: Sequence[UsageEvent]) -> bool:
-        """``writes.record_events`` in one write transaction (``BEGIN IMMEDIATE``), rolled
+        """``events.record_events`` in one write transaction (``BEGIN IMMEDIATE``), rolled
         back whole on any error, which is raised. False (nothing written): a naive ``at``,
         which the ordinary path refuses with its own error."""
         if not all(_aware(event.at) for event in events):
@@ -299,7 +299,7 @@ class DirectSqlite:
 
 
 def insert_events(conn: sqlite3.Connection, events: Sequence[UsageEvent]) -> None:
-    """``writes.record_events`` on a connection inside a write transaction; every ``at`` is
+    """``events.record_events`` on a connection inside a write transaction; every ``at`` is
     aware or None (``DirectSqlite.record_events`` checks)."""
     hits = [event for event in events if event.kind == "hit"]
     by_key: dict[str, int] = {}

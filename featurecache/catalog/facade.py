@@ -557,11 +557,11 @@ class Catalog:
                     return
             except sqlite3.Error as error:  # rolled back whole: the ordinary path redoes it
                 log.debug("direct usage write failed (%s); the ordinary path retries", error)
-        from featurecache.catalog import writes
+        from featurecache.catalog import events as usage_rows
         from featurecache.catalog.database import run_write
 
         run_write(
-            self.engine, lambda conn: writes.record_events(conn, events), what="record_events"
+            self.engine, lambda conn: usage_rows.record_events(conn, events), what="record_events"
         )
 
     def record_run_usage(

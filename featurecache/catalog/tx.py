@@ -41,7 +41,7 @@ class Tx(Protocol):
         ...
 
     def record_events(self, events: Sequence[UsageEvent]) -> None:
-        """``writes.record_events`` inside this transaction (every ``at`` aware or None)."""
+        """``events.record_events`` inside this transaction (every ``at`` aware or None)."""
         ...
 
 
@@ -69,6 +69,6 @@ class AlchemyTx:
         return lookup(self.conn, key_id)
 
     def record_events(self, events: Sequence[UsageEvent]) -> None:
-        from featurecache.catalog.writes import record_events
+        from featurecache.catalog.events import record_events
 
         record_events(self.conn, events)

@@ -206,9 +206,11 @@ def test_usage_events_write_the_rows_the_ordinary_path_writes(tmp_path: Path) ->
                 assert catalog._direct is not None
                 assert catalog._direct.record_events(events)
             else:
-                from featurecache.catalog import writes
+                from featurecache.catalog import events as usage_rows
 
-                run_write(catalog.engine, lambda conn: writes.record_events(conn, events), what="")
+                run_write(
+                    catalog.engine, lambda conn: usage_rows.record_events(conn, events), what=""
+                )
             rows.append(_usage_rows(catalog))
             with sqlite3.connect(path) as conn:
                 stamps = [r[0] for r in conn.execute("SELECT at FROM usage_events ORDER BY id")]

@@ -137,18 +137,23 @@ print(json.dumps({
 }))
 """
 
+# Each call's row committed before the next call, 2 ms apart: "earlier" is creation order,
+# and the catalog's clock has millisecond steps (a batch of background publishes, or two
+# quick misses, can share one creation time).
 API_RUN = """
-import json, featurecache
+import json, time, featurecache
 import polars as pl
 from pipeline.features import deep, scaled
-deep(1)
-deep(2)
-df = pl.DataFrame({"v": [1, 2, 3]})
-scaled(df, 2)
-scaled(df, 3)
-scaled(df, 4)
 engine = featurecache.default_cache().engine
-engine.flush()
+def settled(value):
+    engine.flush()
+    time.sleep(0.002)
+settled(deep(1))
+settled(deep(2))
+df = pl.DataFrame({"v": [1, 2, 3]})
+settled(scaled(df, 2))
+settled(scaled(df, 3))
+settled(scaled(df, 4))
 print(json.dumps({"misses": engine.session.misses, "hits": engine.session.hits}))
 """
 
