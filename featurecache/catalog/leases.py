@@ -118,13 +118,7 @@ def try_acquire(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
         return renew(tx, key_id, owner, seconds)
     if not expired:
         return False
-    params = {
-        "lease_key": key_id,
-        "old_owner": holder,
-        "lease_owner": owner,
-        "lease_seconds": float(seconds),
-    }
-    return tx.execute(_TAKE_OVER_EXPIRED, params) == 1
+    return tx.execute(_TAKE_OVER_EXPIRED, _take_over(key_id, holder, owner, seconds)) == 1
 
 
 def take_over(tx: Tx, key_id: str, dead_owner: str, owner: str, seconds: float) -> bool:
@@ -133,13 +127,17 @@ def take_over(tx: Tx, key_id: str, dead_owner: str, owner: str, seconds: float) 
     Conditioned on the same owner, like the take-over of an expired lease, so of two waiters
     taking over at once one wins, and a lease that changed hands meanwhile is left alone.
     True if we hold it."""
-    params = {
+    return tx.execute(_TAKE_OVER, _take_over(key_id, dead_owner, owner, seconds)) == 1
+
+
+def _take_over(key_id: str, old_owner: str, owner: str, seconds: float) -> dict[str, Any]:
+    """The parameters of a take-over statement (``_TAKE_OVER``, ``_TAKE_OVER_EXPIRED``)."""
+    return {
         "lease_key": key_id,
-        "old_owner": dead_owner,
+        "old_owner": old_owner,
         "lease_owner": owner,
         "lease_seconds": float(seconds),
     }
-    return tx.execute(_TAKE_OVER, params) == 1
 
 
 def renew(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
