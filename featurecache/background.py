@@ -10,6 +10,9 @@ uses it.
 Also whether this process is a worker that its pool may terminate (``may_be_terminated``):
 there, results are published before the call returns, not in the background.
 
+``ProcessPool``: a thread pool made on first use in each process (a forked child has none of
+its parent's pool threads, so it makes its own).
+
 And whether this process is a fork-started child at all (registered at ``import
 featurecache``): polars' thread pool does not survive fork(), so in such a child artifacts are
 written and read through pyarrow, which re-creates its own pool after a fork.
@@ -22,6 +25,7 @@ import os
 import sys
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 
@@ -33,6 +37,26 @@ class BackgroundQueue(Protocol):
     def forget_after_fork(self) -> None:
         """Drop what was inherited from the parent: its items, locks and threads."""
         ...
+
+
+class ProcessPool:
+    """A thread pool of ``workers`` threads named ``prefix…``, made on first use and made
+    again in a forked child, which inherits the pool object but not its threads (a submit
+    there would wait forever)."""
+
+    def __init__(self, prefix: str, workers: int) -> None:
+        self.prefix = prefix
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self.prefix)
+                self._pid = os.getpid()
+            return self._pool
 
 
 _open: weakref.WeakSet[BackgroundQueue] = weakref.WeakSet()

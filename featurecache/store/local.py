@@ -31,12 +31,11 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from featurecache.background import process_gone
+from featurecache.background import ProcessPool, process_gone
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
 from featurecache.store.base import ScanTarget, StoredFile, StoredObject
@@ -584,10 +583,7 @@ def _store_error(message: str, cause: BaseException) -> StoreError:
 
 
 # Concurrent fsyncs of a batch (``publish_many``): the file system commits them together.
-_SYNC_THREADS = 8
-_sync_pool: ThreadPoolExecutor | None = None
-_sync_pool_pid = 0
-_sync_pool_lock = threading.Lock()
+_SYNC_POOL = ProcessPool("featurecache-sync", 8)
 
 
 def _concurrently(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseException]:
@@ -595,12 +591,7 @@ def _concurrently(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | Ba
     there is one item, else on a small shared pool."""
     if len(items) <= 1:
         return [_outcome(work, item) for item in items]
-    global _sync_pool, _sync_pool_pid
-    with _sync_pool_lock:
-        if _sync_pool is None or _sync_pool_pid != os.getpid():  # a forked child has no threads
-            _sync_pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="featurecache-sync")
-            _sync_pool_pid = os.getpid()
-        pool = _sync_pool
+    pool = _SYNC_POOL.get()
     futures = [pool.submit(_outcome, work, item) for item in items]
     return [future.result() for future in futures]
 

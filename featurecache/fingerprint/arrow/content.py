@@ -36,11 +36,11 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 
+from featurecache.background import ProcessPool
 from featurecache.fingerprint.arrow.encoding import Node, make_node, whole_digest_encoded
 from featurecache.fingerprint.arrow.schema import (
     field_descriptor,
@@ -129,21 +129,8 @@ class _Column:
         )
 
 
-_THREAD_PREFIX = "featurecache-hash"
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():  # a forked child has no pool threads
-            _pool = ThreadPoolExecutor(
-                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix=_THREAD_PREFIX
-            )
-            _pool_pid = os.getpid()
-        return _pool
+# xxhash, numpy and the pyarrow kernels used here release the GIL: one thread per core.
+_HASH_POOL = ProcessPool("featurecache-hash", max(1, os.cpu_count() or 1))
 
 
 def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
@@ -154,7 +141,7 @@ def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
     if (
         len(work) < 2
         or total < _PARALLEL_MIN_BYTES
-        or threading.current_thread().name.startswith(_THREAD_PREFIX)  # never wait on our pool
+        or threading.current_thread().name.startswith(_HASH_POOL.prefix)  # never wait on our pool
         or (os.cpu_count() or 1) < 2
     ):
         digests = [prepared[i].block_digest(block) for i, block in work]
@@ -162,7 +149,7 @@ def _column_digests(columns: Sequence[pa.ChunkedArray]) -> list[str]:
         # xxhash, numpy and the pyarrow kernels used here release the GIL: blocks hash on all
         # cores. Biggest columns first, so the last task to finish is a small one.
         order = sorted(range(len(work)), key=lambda k: -prepared[work[k][0]].size)
-        pool = _executor()
+        pool = _HASH_POOL.get()
         futures = {k: pool.submit(prepared[work[k][0]].block_digest, work[k][1]) for k in order}
         digests = [futures[k].result() for k in range(len(work))]
     per_column: list[list[str]] = [[] for _ in prepared]
