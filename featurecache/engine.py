@@ -55,6 +55,7 @@ from featurecache.errors import (
     StoreError,
 )
 from featurecache.fingerprint import observed
+from featurecache.fingerprint.arguments import bound_arguments
 from featurecache.fingerprint.carry import is_remembered, remember
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.inputs import fingerprint_input
@@ -288,36 +289,6 @@ def _held_and_verified(artifact: ArtifactRecord, path: Path) -> Path:
                 os.unlink(held)
         raise
     return held
-
-
-# Signatures whose parameters are all plain positional ones (or not: None), by id; the
-# signature is kept with its answer, so an id is never reused while it is remembered.
-_PLAIN_PARAMETERS: dict[int, tuple[inspect.Signature, tuple[str, ...] | None]] = {}
-_PLAIN_PARAMETERS_LIMIT = 4096
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
-def bound_arguments(
-    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Mapping[str, Any]:
-    """``signature.bind(*args, **kwargs)``'s arguments, defaults applied (its errors too). A
-    call that passes every parameter of a plain signature positionally, the usual call of a
-    feature, is bound without ``inspect``'s general machinery, to the same names in order."""
-    if not kwargs:
-        known = _PLAIN_PARAMETERS.get(id(signature))
-        if known is None or known[0] is not signature:
-            parameters = signature.parameters.values()
-            plain = all(p.kind in _POSITIONAL for p in parameters)
-            known = (signature, tuple(p.name for p in parameters) if plain else None)
-            if len(_PLAIN_PARAMETERS) >= _PLAIN_PARAMETERS_LIMIT:
-                _PLAIN_PARAMETERS.clear()
-            _PLAIN_PARAMETERS[id(signature)] = known
-        names = known[1]
-        if names is not None and len(args) == len(names):
-            return dict(zip(names, args, strict=True))
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    return bound.arguments
 
 
 class CacheEngine:

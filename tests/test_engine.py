@@ -3,7 +3,7 @@ degrade to computing (never to a wrong value or an error) when a backend fails."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -219,48 +219,3 @@ def test_a_composite_this_process_cannot_rebuild_is_computed_and_kept(
         assert _SPLIT_RUNS == [3, 3]  # the composite was kept: a hit
     finally:
         fc.close()
-
-
-def _plain(a: int, b: int, /, c: int) -> int:
-    return a
-
-
-def _defaults(a: int, b: int = 2, *, c: int = 3) -> int:
-    return a
-
-
-def _star(a: int, *rest: int, **more: int) -> int:
-    return a
-
-
-@pytest.mark.parametrize(
-    ("func", "args", "kwargs"),
-    [
-        (_plain, (1, 2, 3), {}),
-        (_plain, (1, 2), {"c": 3}),
-        (_plain, (1, 2), {}),  # missing c: bind's TypeError
-        (_plain, (1, 2, 3, 4), {}),  # too many: bind's TypeError
-        (_defaults, (1,), {}),
-        (_defaults, (1, 5), {}),
-        (_defaults, (1, 5), {"c": 7}),
-        (_star, (1,), {}),
-        (_star, (1, 2, 3), {"x": 4}),
-        (lambda: 0, (), {}),
-    ],
-)
-def test_bound_arguments_are_what_inspect_binds(
-    func: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]
-) -> None:
-    import inspect
-
-    signature = inspect.signature(func)
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        with pytest.raises(TypeError, match=str(exc)):
-            engine_module.bound_arguments(signature, args, kwargs)
-        return
-    bound.apply_defaults()
-    for _ in range(2):  # the second time from what the first one learned about the signature
-        found = engine_module.bound_arguments(signature, args, kwargs)
-        assert list(found.items()) == list(bound.arguments.items())

@@ -51,6 +51,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from featurecache.errors import InputMutatedWarning, UnsupportedInputError
+from featurecache.fingerprint.arguments import bound_arguments
 from featurecache.fingerprint.files import FileFingerprinter
 from featurecache.fingerprint.inputs import fingerprint_input
 from featurecache.fingerprint.types import InputFingerprint
@@ -317,11 +318,11 @@ def watch_inputs(
     """Snapshot the metadata of every frame, Series and array the call's arguments hold (and,
     with ``full``, their content fingerprints: the key's where it has them) before its body
     runs. ``files`` is needed for ``full`` only."""
-    bound = call.feature.signature.bind(*call.args, **call.kwargs)
-    bound.apply_defaults()  # the names the key used, defaults included (a mutable default!)
+    # The names the key used, defaults included (a mutable default!).
+    arguments = bound_arguments(call.feature.signature, call.args, call.kwargs)
     known = _known_fingerprints(call.inputs) if full else {}
     watched = []
-    for argument, where, obj, noun, layout in _leaves(bound.arguments):
+    for argument, where, obj, noun, layout in _leaves(arguments):
         fingerprint = None
         if full and files is not None:
             fingerprint = known.get(where) or _content(where, obj, files)
