@@ -24,9 +24,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from featurecache import FeatureCache
 
 REGION = "us-east-1"
 TEST_BUCKET = "featurecache-test"
@@ -159,3 +162,20 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint
 def s3_store_url(s3_endpoint: S3Endpoint) -> str:
     """A fresh, empty ``s3://bucket/prefix-<random>`` on the test endpoint."""
     return f"s3://{s3_endpoint.bucket()}/prefix-{uuid.uuid4().hex[:12]}"
+
+
+def s3_cache(store_url: str, tmp_path: Path, **settings: Any) -> FeatureCache:
+    """A cache on the S3 store ``store_url`` (opened as the cache opens one) with a SQLite
+    catalog and state under ``tmp_path``; publishes before returning unless ``settings`` say
+    otherwise."""
+    from featurecache import FeatureCache
+    from featurecache.settings import load_settings
+    from featurecache.store.factory import open_store
+
+    store = open_store(store_url, load_settings(environ={}, cwd=tmp_path))
+    return FeatureCache(
+        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        store=store,
+        state_dir=tmp_path / "state",
+        **{"background_publish": False, **settings},
+    )

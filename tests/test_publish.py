@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,13 @@ def _events(tmp_path: Path) -> list[tuple[str, str, str]]:
     return [(str(kind), str(key), str(artifact)) for kind, key, artifact in rows]
 
 
+def _stored_except(fc: FeatureCache, keys: list[str], missing: Set[str] = frozenset()) -> None:
+    """Every key but ``missing`` has its row; no key keeps a lease (each was given back)."""
+    for key_id in keys:
+        assert (fc.engine.catalog.lookup(key_id) is None) == (key_id in missing), key_id
+        assert fc.engine.catalog.get_lease(key_id) is None, key_id
+
+
 def test_misses_queued_behind_a_publish_are_committed_in_one_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,10 +243,7 @@ def test_misses_queued_behind_a_publish_are_committed_in_one_batch(
     try:
         keys = _queued_behind_a_held_write(fc, 8)
         assert batches == [7]  # the first alone, the seven that queued behind it together
-        for key_id in keys:
-            hit = fc.engine.catalog.lookup(key_id)
-            assert hit is not None
-            assert fc.engine.catalog.get_lease(key_id) is None  # deleted with the rows
+        _stored_except(fc, keys)  # the leases deleted with the rows
         events = _events(tmp_path)
         assert sorted(key for kind, key, _ in events if kind == "miss") == sorted(keys)
         for _, key, artifact in events:
@@ -269,9 +274,7 @@ def test_a_batch_the_catalog_refuses_is_published_one_by_one(
     fc = _cache(tmp_path)
     try:
         keys = _queued_behind_a_held_write(fc, 5)
-        for key_id in keys:
-            assert fc.engine.catalog.lookup(key_id) is not None
-            assert fc.engine.catalog.get_lease(key_id) is None
+        _stored_except(fc, keys)
         assert sorted(key for kind, key, _ in _events(tmp_path) if kind == "miss") == sorted(keys)
     finally:
         fc.close()
@@ -295,9 +298,7 @@ def test_a_file_that_cannot_be_stored_fails_alone_in_its_batch(
             patch.setattr(parquet, "write_parquet", write)
             keys = _queued_behind_a_held_write(fc, 6)
         assert "could not publish" in caplog.text
-        for n, key_id in enumerate(keys):
-            assert (fc.engine.catalog.lookup(key_id) is None) == (n == 3)
-            assert fc.engine.catalog.get_lease(key_id) is None  # the failed one's too
+        _stored_except(fc, keys, {keys[3]})  # the failed one's lease given back too
         assert not list((tmp_path / "a").rglob(".tmp-*"))
     finally:
         fc.close()
@@ -322,8 +323,7 @@ def test_a_job_that_lost_its_lease_is_not_committed_with_its_batch(
     try:
         keys = _queued_behind_a_held_write(fc, 5)
         assert lost_key in keys
-        for key_id in keys:
-            assert (fc.engine.catalog.lookup(key_id) is None) == (key_id == lost_key)
+        _stored_except(fc, keys, {lost_key})
     finally:
         fc.close()
 
@@ -345,9 +345,7 @@ def test_a_batch_that_fails_unexpectedly_gives_every_lease_back(
     try:
         with caplog.at_level(logging.WARNING):
             keys = _queued_behind_a_held_write(fc, 4)
-        assert fc.engine.catalog.lookup(keys[0]) is not None  # published alone, before
-        for key_id in keys[1:]:
-            assert fc.engine.catalog.lookup(key_id) is None
-            assert fc.engine.catalog.get_lease(key_id) is None  # not left blocking the key
+        # The first published alone, before; the batch's leases not left blocking their keys.
+        _stored_except(fc, keys, set(keys[1:]))
     finally:
         fc.close()

@@ -14,7 +14,7 @@ import pytest
 
 from featurecache import FeatureCache
 from featurecache.errors import ArtifactCorruptError
-from featurecache.settings import load_settings
+from tests.fixtures_s3 import s3_cache
 
 
 def _feature(fc: FeatureCache) -> object:
@@ -64,17 +64,8 @@ def test_a_local_part_changed_after_the_map_is_not_scanned(
 def test_an_s3_part_changed_in_the_bucket_is_not_scanned(
     s3_store_url: str, tmp_path: Path, tier: str
 ) -> None:
-    from featurecache.store.factory import open_store
-
-    store = open_store(s3_store_url, load_settings(environ={}, cwd=tmp_path))
-    with FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        store=store,
-        state_dir=tmp_path / "state",
-        local_tier=tier,
-        background_publish=False,
-        compression="none",
-    ) as fc:
+    with s3_cache(s3_store_url, tmp_path, local_tier=tier, compression="none") as fc:
+        store = fc.engine.store
         numbers = _feature(fc)
         result = numbers.map([{"day": d} for d in (1, 2, 3)])  # type: ignore[attr-defined]
         victim = result.artifact_ids[1]

@@ -11,10 +11,9 @@ import pyarrow.compute as pc
 import pytest
 
 import featurecache
-from featurecache import FeatureCache
 from featurecache.errors import ArtifactCorruptError
-from featurecache.settings import load_settings
 from featurecache.stream.source import LocalSource, MemorySource
+from tests.fixtures_s3 import s3_cache
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]  # moto server
 
@@ -23,18 +22,10 @@ def test_an_s3_artifact_streams_after_its_download_is_verified(
     s3_store_url: str, tmp_path: Path
 ) -> None:
     """Without the tier: downloaded into memory, verified, streamed."""
-    from featurecache.store.factory import open_store
-
-    store = open_store(s3_store_url, load_settings(environ={}, cwd=tmp_path))
-    with FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        store=store,
-        state_dir=tmp_path / "state",
-        local_tier="off",
-        background_publish=False,
-        row_group_rows=500,
-        compression="none",
+    with s3_cache(
+        s3_store_url, tmp_path, local_tier="off", row_group_rows=500, compression="none"
     ) as fc:
+        store = fc.engine.store
 
         @fc.cached_feature(name="remote")
         def remote(rows: int) -> pl.DataFrame:
@@ -72,16 +63,8 @@ def test_an_s3_artifact_streams_from_a_held_copy_in_the_local_tier(
 ) -> None:
     """With the tier, a stream reads the tier's verified copy through a hold (never evicted
     under the reader), and a stream of an artifact the tier already holds contacts nothing."""
-    from featurecache.store.factory import open_store
-
-    store = open_store(s3_store_url, load_settings(environ={}, cwd=tmp_path))
-    with FeatureCache(
-        catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        store=store,
-        state_dir=tmp_path / "state",
-        local_tier=str(tmp_path / "tier"),
-        background_publish=False,
-        row_group_rows=500,
+    with s3_cache(
+        s3_store_url, tmp_path, local_tier=str(tmp_path / "tier"), row_group_rows=500
     ) as fc:
 
         @fc.cached_feature(name="remote")
