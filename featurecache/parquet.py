@@ -12,10 +12,11 @@ kind of object, or scan it lazily.
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,7 +52,7 @@ def write_parquet(
     (``_write_small``). The cache verifies every artifact's xxh3 against the catalog on read
     either way.
     """
-    if table.get_total_buffer_size() < SMALL_TABLE_BYTES:
+    if is_small(table):
         _write_small(table, path, settings, polars_types=kind in ("polars", "lazy"))
         return
     level = settings.compression_level if settings.compression == "zstd" else None
@@ -94,31 +95,90 @@ SMALL_TABLE_BYTES = 64 * 1024
 
 
 def _write_small(table: pa.Table, path: Path, settings: Settings, *, polars_types: bool) -> None:
-    """A small table (under ``SMALL_TABLE_BYTES``), encoded in memory by pyarrow's writer and
-    written with one ``write``. Writing a 3-row frame to a file took ~1.1 ms through polars'
-    writer and ~0.53 ms through pyarrow's with the default codec, against ~0.27 ms for this
-    (measured on a 2-core VM); compressing a few KB saves nothing. A polars result
-    is stored with the Arrow types polars' writer stores (``polars_types``), so every artifact of
-    a feature has one schema whichever size it had. Row groups, statistics, page checksums and
-    the stored Arrow schema are as in ``write_parquet``."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        _pyarrow_writable(table, polars_types=polars_types),
-        sink,
-        compression="NONE",
-        row_group_size=settings.row_group_rows,
-        write_statistics=True,
-        write_page_checksum=True,
-        store_schema=True,
-    )
+    """A small table (under ``SMALL_TABLE_BYTES``) written with one ``write`` of
+    ``encode_small``'s bytes."""
+    encoded = encode_small(table, settings, polars_types=polars_types)
     with open(path, "wb") as handle:
-        handle.write(sink.getvalue())
+        handle.write(encoded)
+
+
+def is_small(table: pa.Table) -> bool:
+    """Whether ``write_parquet`` writes ``table`` through ``encode_small``."""
+    return bool(table.get_total_buffer_size() < SMALL_TABLE_BYTES)
+
+
+def encode_small(table: pa.Table, settings: Settings, *, polars_types: bool) -> pa.Buffer:
+    """A small table's Parquet file, encoded in memory by pyarrow's writer, uncompressed.
+    Writing a 3-row frame to a file took ~1.1 ms through polars' writer and ~0.53 ms through
+    pyarrow's with the default codec, against ~0.27 ms for this and one ``write`` when it cast
+    polars' string views first, ~0.13 ms to encode now that it need not (measured on a 2-core
+    VM); compressing a few KB saves nothing. A polars result is stored with the Arrow
+    types polars' writer stores (``polars_types``), so every artifact of a feature has one
+    schema whichever size it had. Row groups, statistics, page checksums and the stored Arrow
+    schema are as in ``write_parquet``."""
+    sink = pa.BufferOutputStream()
+    options: dict[str, Any] = {
+        "compression": "NONE",
+        "write_statistics": True,
+        "write_page_checksum": True,
+    }
+    stored = _views_stored_large(table.schema) if polars_types else None
+    if stored is None:
+        pq.write_table(
+            _pyarrow_writable(table, polars_types=polars_types),
+            sink,
+            row_group_size=settings.row_group_rows,
+            store_schema=True,
+            **options,
+        )
+        return sink.getvalue()
+    # Its only polars types are string/binary views: their Parquet columns are those of the
+    # large types, so the table is written as it is and only the stored Arrow schema says
+    # large (the file is byte for byte what casting first writes; a test checks it). Casting
+    # cost more than the rest of the encoding.
+    metadata = dict(table.schema.metadata or {})
+    metadata[_ARROW_SCHEMA_KEY] = base64.b64encode(stored.serialize().to_pybytes())
+    with pq.ParquetWriter(sink, table.schema, store_schema=False, **options) as writer:
+        writer.write_table(table, row_group_size=settings.row_group_rows)
+        writer.add_key_value_metadata(metadata)
+    return sink.getvalue()
+
+
+# Where pyarrow's writer stores the Arrow schema (``store_schema``): its IPC form, in base64.
+_ARROW_SCHEMA_KEY = b"ARROW:schema"
+_VIEWS_LARGE = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_binary()}
+
+
+def _views_stored_large(schema: pa.Schema) -> pa.Schema | None:
+    """The schema polars' types are stored under when ``schema``'s top-level string and
+    binary views are its only columns of a polars type, with at least one view; else None."""
+    types = schema.types
+    if not any(t in _VIEWS_LARGE for t in types):
+        return None
+    stored = _pyarrow_writable_schema(schema, polars_types=True)
+    changed = [new != old for new, old in zip(stored.types, types, strict=True)]
+    if any(change and old not in _VIEWS_LARGE for change, old in zip(changed, types, strict=True)):
+        return None
+    return stored
+
+
+# ``_pyarrow_writable``'s answer per flat type (no children, so no field metadata inside)
+# and ``polars_types``: working it out costs ~7 µs a column, and a feature's results share
+# their types. Bounded: forgotten whole when full.
+_FLAT_WRITABLE: dict[tuple[pa.DataType, bool], pa.DataType] = {}
+_FLAT_KEPT = 1024
 
 
 def _pyarrow_writable(table: pa.Table, *, polars_types: bool = False) -> pa.Table:
     """pyarrow's Parquet writer cannot encode dictionaries of string/binary views (what polars
     exports for Categorical): give those dictionaries large values instead. ``polars_types``:
     every string/binary view becomes large, as polars' writer stores them."""
+    schema = _pyarrow_writable_schema(table.schema, polars_types=polars_types)
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def _pyarrow_writable_schema(schema: pa.Schema, *, polars_types: bool) -> pa.Schema:
+    """``_pyarrow_writable``'s schema for a table of ``schema``."""
 
     def fix(t: pa.DataType) -> pa.DataType:
         if polars_types and pa.types.is_string_view(t):
@@ -141,8 +201,20 @@ def _pyarrow_writable(table: pa.Table, *, polars_types: bool = False) -> pa.Tabl
             return pa.large_list(field) if pa.types.is_large_list(t) else pa.list_(field)
         return t
 
-    schema = pa.schema([f.with_type(fix(f.type)) for f in table.schema], table.schema.metadata)
-    return table if schema.equals(table.schema) else table.cast(schema)
+    def writable(t: pa.DataType) -> pa.DataType:
+        if t.num_fields or pa.types.is_dictionary(t):
+            return fix(t)
+        found = _FLAT_WRITABLE.get((t, polars_types))
+        if found is None:
+            if len(_FLAT_WRITABLE) >= _FLAT_KEPT:
+                _FLAT_WRITABLE.clear()
+            found = _FLAT_WRITABLE[(t, polars_types)] = fix(t)
+        return found
+
+    types = [writable(t) for t in schema.types]
+    if all(new == old for new, old in zip(types, schema.types, strict=True)):
+        return schema
+    return pa.schema([f.with_type(t) for f, t in zip(schema, types, strict=True)], schema.metadata)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from featurecache.fingerprint.arrow.content import fingerprint_table
 from featurecache.frames import describe_schema, to_arrow
 from featurecache.parquet import (
     SMALL_TABLE_BYTES,
+    _pyarrow_writable,
+    encode_small,
     read_artifact,
     read_artifact_file,
     scan_artifact,
@@ -357,3 +359,49 @@ def test_a_table_at_the_small_limit_goes_through_the_configured_codec(
     path = tmp_path / "big.parquet"
     write_parquet(table, path, with_overrides(settings, compression="zstd"), kind="arrow")
     assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def _cast_then_written(table: pa.Table, settings: Settings, polars_types: bool) -> bytes:
+    """What ``encode_small`` wrote before it learnt to skip the cast: the table cast to the
+    stored types, then written by pyarrow with its schema stored."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        _pyarrow_writable(table, polars_types=polars_types),
+        sink,
+        compression="NONE",
+        row_group_size=settings.row_group_rows,
+        write_statistics=True,
+        write_page_checksum=True,
+        store_schema=True,
+    )
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["s"],  # a string view: written as it is, stored as large
+        ["i", "s", "bin", "f"],  # string and binary views among other types
+        ["i", "f", "b"],  # no view: nothing to store differently
+        ["s", "cat"],  # a dictionary of views: cast first (pyarrow cannot write it)
+        ["s", "list", "struct"],  # a view nested in a struct: cast first
+    ],
+)
+def test_small_encoding_is_byte_for_byte_what_casting_first_writes(
+    settings: Settings, columns: list[str]
+) -> None:
+    table, kind = to_arrow(polars_frame().select(columns), "f")
+    assert kind == "polars"
+    assert encode_small(table, settings, polars_types=True).to_pybytes() == _cast_then_written(
+        table, settings, True
+    )
+
+
+def test_small_encoding_keeps_a_tables_metadata(settings: Settings) -> None:
+    table = pa.table({"a": [1, 2], "s": pa.array(["x", "y"], pa.string_view())})
+    table = table.replace_schema_metadata({b"pandas": b'{"index_columns": []}', b"k": b"v"})
+    encoded = encode_small(table, settings, polars_types=True)
+    assert encoded.to_pybytes() == _cast_then_written(table, settings, True)
+    back = pq.read_table(pa.BufferReader(encoded)).schema
+    assert back.metadata == table.schema.metadata
+    assert back.types == [pa.int64(), pa.large_string()]

@@ -25,6 +25,25 @@ class StoredFile:
     created: bool  # False when the artifact was already there (a race lost, or a dedupe)
 
 
+class Encoded:
+    """A ``write`` for ``publish`` whose bytes are encoded in memory (a small artifact:
+    ``parquet.encode_small``). Called on a path, it writes them there, as any ``write`` does; a
+    store may instead ask for ``data()`` (the local store writes it on the temp file's
+    descriptor and hashes it in memory, sparing a reopen and a read back). ``encode``'s errors
+    propagate as a ``write``'s do."""
+
+    def __init__(self, encode: Callable[[], memoryview]) -> None:
+        self._encode = encode
+
+    def data(self) -> memoryview:
+        return self._encode()
+
+    def __call__(self, path: Path) -> None:
+        data = self.data()
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """A file found while listing the store (an artifact, or a leftover temp file)."""
@@ -52,8 +71,9 @@ class ArtifactStore(Protocol):
         ...
 
     def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
-        """Write-once publish. ``write(path)`` writes the Parquet file at a local temp path;
-        the store makes it durable and visible under the artifact id atomically. When the id
+        """Write-once publish. ``write(path)`` writes the Parquet file at a local temp path
+        (``Encoded``: the file's bytes, in memory); the store makes it durable and visible
+        under the artifact id atomically. When the id
         already exists, the temp file is discarded and the existing file is returned
         (``created=False``). Raises ``StoreError`` when nothing could be published."""
         ...

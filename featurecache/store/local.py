@@ -26,6 +26,7 @@ import json
 import logging
 import mmap
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -38,7 +39,7 @@ from typing import TypeVar
 from featurecache.background import ProcessPool, process_gone
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
-from featurecache.store.base import ScanTarget, StoredFile, StoredObject
+from featurecache.store.base import Encoded, ScanTarget, StoredFile, StoredObject
 from featurecache.store.layout import (
     ARTIFACT_SUFFIX,
     QUARANTINE_DIR,
@@ -110,59 +111,93 @@ class LocalStore:
         self, items: Sequence[tuple[str, Callable[[Path], None]]]
     ) -> list[StoredFile | BaseException]:
         """``publish`` of several artifacts, each outcome in its place (a ``StoredFile`` or the
-        exception ``publish`` would raise). Every file is written, then all are made durable
-        at once (their fsyncs, and those of their folders, run concurrently: the file system
-        commits concurrent fsyncs together), then each gets its final name."""
-        outcomes: list[StoredFile | BaseException | None] = [None] * len(items)
-        temps: list[Path | None] = [None] * len(items)
+        exception ``publish`` would raise). The files are written and made durable on a small
+        pool, concurrently (encoding lets the GIL go, and the file system commits concurrent
+        fsyncs together), then each gets its final name, then their folders are made durable
+        (concurrently too)."""
         shards: set[Path] = set()
+        done = _concurrently(lambda item: self._sealed_temp(*item, shards), items)
         try:
-            for i, (artifact_id, write) in enumerate(items):
-                try:
-                    temps[i] = self._written_temp(artifact_id, write, shards)
-                except BaseException as exc:  # noqa: BLE001 - raised by publish, kept here
-                    outcomes[i] = exc
-            written = [(i, tmp) for i, tmp in enumerate(temps) if tmp is not None]
-            sealed = _concurrently(_seal, [tmp for _, tmp in written])
-            for (i, tmp), seal in zip(written, sealed, strict=True):
-                outcomes[i] = self._placed(items[i][0], tmp, seal)
+            outcomes: list[StoredFile | BaseException] = []
+            for (artifact_id, _), result in zip(items, done, strict=True):
+                if isinstance(result, BaseException):
+                    outcomes.append(result)
+                else:
+                    temp, seal = result
+                    outcomes.append(self._placed(artifact_id, temp.path, seal))
         finally:
-            for temp in temps:
-                # After a successful link the temp name is only a second name for the artifact.
-                if temp is not None:
-                    _unlink_quietly(temp)
+            for result in done:
+                if not isinstance(result, BaseException):
+                    # After a successful link the temp name is only a second name for the
+                    # artifact.
+                    _unlink_quietly(result[0].path)
             _concurrently(_fsync_dir_quietly, sorted(shards))
-        done = [outcome for outcome in outcomes if outcome is not None]
-        assert len(done) == len(items)
-        return done
+        return outcomes
+
+    def _sealed_temp(
+        self, artifact_id: str, write: Callable[[Path], None], shards: set[Path]
+    ) -> tuple[_Temp, tuple[int, str] | BaseException]:
+        """``_written_temp``, then ``_seal``: the temp file and its seal (or why it failed)."""
+        temp = self._written_temp(artifact_id, write, shards)
+        try:
+            return temp, _outcome(_seal, temp)
+        finally:
+            temp.close()
 
     def _written_temp(
         self, artifact_id: str, write: Callable[[Path], None], shards: set[Path]
-    ) -> Path:
+    ) -> _Temp:
         """A temp file in the artifact's shard, written by ``write``; the shard is added to
-        ``shards`` (to be fsynced) once the temp exists."""
+        ``shards`` (to be fsynced) once the temp exists. Writing into the store failed (a full
+        disk, a read-only mount): a ``StoreError``, which callers degrade on. Writers do not
+        all raise OSError for it (polars raises a ComputeError naming os error 28); their
+        other errors are the caller's own and propagate unchanged."""
         # Always written, even when the artifact seems to exist: what sits at the final name is
         # compared with this file before it is kept (module docstring).
         shard = self._path(artifact_id).parent
-        tmp = self._new_temp(shard)
-        shards.add(shard)
         try:
-            write(tmp)  # the caller's other errors propagate unchanged
+            if isinstance(write, Encoded):
+                return self._encoded_temp(write.data(), shard, shards)
+            tmp = self._new_temp(shard)
+            shards.add(shard)
+            try:
+                write(tmp)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+            return _Temp(tmp)
         except StoreError:
-            _unlink_quietly(tmp)
             raise
         except Exception as exc:
-            _unlink_quietly(tmp)
-            # Writing into the store failed (a full disk, a read-only mount): a store
-            # failure, which callers degrade on, not the caller's own error. Writers do not
-            # all raise OSError for it (polars raises a ComputeError naming os error 28).
             if not isinstance(exc, OSError) and not _out_of_space(exc, shard):
                 raise
             raise StoreError(f"writing {artifact_id} in {self.root} failed: {exc}") from exc
+
+    def _encoded_temp(self, data: memoryview, shard: Path, shards: set[Path]) -> _Temp:
+        """``_written_temp`` of bytes in memory: written on the new temp file's descriptor,
+        which stays open for ``_seal``, and hashed here: no reopen, no mapping and no read
+        back of its own file."""
+        name = shard / f"{TEMP_PREFIX}{secrets.token_hex(8)}{ARTIFACT_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            try:
+                fd = os.open(name, flags, 0o600)
+            except FileNotFoundError:  # the first artifact of this shard
+                self._make_dir(shard)
+                fd = os.open(name, flags, 0o600)
+        except OSError as exc:
+            raise _temp_error(shard, exc) from exc
+        shards.add(shard)
+        temp = _Temp(name, fd, (len(data), digest_bytes(data)))
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
         except BaseException:
-            _unlink_quietly(tmp)
+            temp.close()
+            _unlink_quietly(name)
             raise
-        return tmp
+        return temp
 
     def _placed(
         self, artifact_id: str, tmp: Path, seal: tuple[int, str] | BaseException
@@ -191,10 +226,7 @@ class LocalStore:
             self._make_dir(shard)
             fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARTIFACT_SUFFIX, dir=shard)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create a temp file in {shard} ({exc.strerror or exc}); check that the "
-                "artifact store directory is writable (FEATURECACHE_STORE)"
-            ) from exc
+            raise _temp_error(shard, exc) from exc
         os.close(fd)
         return Path(name)
 
@@ -532,9 +564,35 @@ def proves_artifact(artifact_id: str, theirs: Path, ours: Path) -> bool:
     return our_digest is None or their_digest == our_digest
 
 
-def _seal(path: Path) -> tuple[int, str]:
-    """Hash the finished temp file (still in page cache), make it durable and read-only."""
-    fd = os.open(path, os.O_RDONLY)
+class _Temp:
+    """A written temp file of ``publish_many``; for bytes written from memory, its descriptor
+    (still open, for ``_seal``) and ``(size, xxh3)``."""
+
+    def __init__(
+        self, path: Path, fd: int | None = None, sealed: tuple[int, str] | None = None
+    ) -> None:
+        self.path = path
+        self.fd = fd
+        self.sealed = sealed
+
+    def close(self) -> None:
+        """Close the descriptor, if still open (idempotent)."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _seal(temp: _Temp) -> tuple[int, str]:
+    """Hash the finished temp file (still in page cache; bytes written from memory were hashed
+    there), make it durable and read-only."""
+    if temp.fd is not None and temp.sealed is not None:
+        try:
+            os.fsync(temp.fd)
+            os.fchmod(temp.fd, _READ_ONLY)
+        finally:
+            temp.close()
+        return temp.sealed
+    fd = os.open(temp.path, os.O_RDONLY)
     try:
         size, file_hash = _hash_fd(fd)
         os.fsync(fd)
@@ -576,6 +634,13 @@ def _out_of_space(exc: BaseException, folder: Path) -> bool:
         return False
 
 
+def _temp_error(shard: Path, exc: OSError) -> StoreError:
+    return StoreError(
+        f"cannot create a temp file in {shard} ({exc.strerror or exc}); check that the "
+        "artifact store directory is writable (FEATURECACHE_STORE)"
+    )
+
+
 def _store_error(message: str, cause: BaseException) -> StoreError:
     error = StoreError(message)
     error.__cause__ = cause
@@ -583,17 +648,25 @@ def _store_error(message: str, cause: BaseException) -> StoreError:
 
 
 # Concurrent fsyncs of a batch (``publish_many``): the file system commits them together.
-_SYNC_POOL = ProcessPool("featurecache-sync", 8)
+_SYNC_WORKERS = 8
+_SYNC_POOL = ProcessPool("featurecache-sync", _SYNC_WORKERS)
 
 
 def _concurrently(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseException]:
     """``work`` of every item, each result (or exception) in its place; on this thread when
-    there is one item, else on a small shared pool."""
+    there is one item, else on a small shared pool, one task per worker (a task per item cost
+    the publish thread more in ``submit`` than its catalog transaction)."""
     if len(items) <= 1:
         return [_outcome(work, item) for item in items]
     pool = _SYNC_POOL.get()
-    futures = [pool.submit(_outcome, work, item) for item in items]
-    return [future.result() for future in futures]
+    tasks = min(len(items), _SYNC_WORKERS)
+    futures = [pool.submit(_each, work, items[first::tasks]) for first in range(tasks)]
+    chunks = [future.result() for future in futures]
+    return [chunks[i % tasks][i // tasks] for i in range(len(items))]
+
+
+def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseException]:
+    return [_outcome(work, item) for item in items]
 
 
 def _outcome(work: Callable[[_T], _R], item: _T) -> _R | BaseException:
