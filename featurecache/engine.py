@@ -775,6 +775,11 @@ class CacheEngine:
     # -- miss ---------------------------------------------------------------------------
 
     def _miss(self, call: Call) -> Any:
+        # Background publishes wait while it computes (``Publisher.computing``).
+        with self.publisher.computing():
+            return self._miss_now(call)
+
+    def _miss_now(self, call: Call) -> Any:
         if not call.feature.wait or not self.stores:
             # Compute here even if another process holds the lease; publication stays
             # correct (write-once artifact, first catalog row wins). A cache that does not

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Set
+import time
+from collections.abc import Callable, Set
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from featurecache import FeatureCache, frames, parquet
+from featurecache import FeatureCache, frames, parquet, publish
 
 
 def _cache(tmp_path: Path, **settings: Any) -> FeatureCache:
@@ -24,17 +25,24 @@ def _cache(tmp_path: Path, **settings: Any) -> FeatureCache:
 
 
 class HeldWrites:
-    """Holds every artifact write until ``release`` is set (``started`` says one is waiting)."""
+    """Holds every artifact write (a file written, a small table encoded in memory) until
+    ``release`` is set (``started`` says one is waiting), once ``install``ed."""
 
     def __init__(self) -> None:
         self.started = threading.Event()
         self.release = threading.Event()
-        self._real = parquet.write_parquet
 
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self.started.set()
-        self.release.wait(30)
-        self._real(*args, **kwargs)
+    def install(self, patch: pytest.MonkeyPatch) -> None:
+        for name in ("write_parquet", "encode_small"):
+            patch.setattr(parquet, name, self._held(getattr(parquet, name)))
+
+    def _held(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.started.set()
+            self.release.wait(30)
+            return real(*args, **kwargs)
+
+        return held
 
 
 def _pandas_result() -> pd.DataFrame:
@@ -69,7 +77,7 @@ def test_pandas_result_is_published_in_the_background_from_a_snapshot(tmp_path: 
     try:
         key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(parquet, "write_parquet", held_write)
+            held_write.install(patch)
             out = feature(1)
             assert started.wait(30)
             assert fc.engine.catalog.lookup(key_id) is None  # returned before the commit
@@ -122,23 +130,36 @@ def test_pandas_snapshot_is_shallow_and_isolated() -> None:
     assert snapshot.loc[0, "a"] == 0
 
 
+def _small_arrow_view(n: int) -> pa.Table:
+    return pa.table({"x": pa.array(_SHARED[:100])})  # encoded in memory (``encode_small``)
+
+
+@pytest.mark.parametrize(
+    ("function", "writer"),
+    [(_arrow_view, "write_parquet"), (_small_arrow_view, "encode_small")],
+    ids=["file", "small"],
+)
 def test_result_changed_while_it_is_written_is_not_stored(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    function: Callable[[int], pa.Table],
+    writer: str,
 ) -> None:
     """A pyarrow table built zero-copy over a numpy array that is written to while the
     background publish runs: the publish notices the change and stores nothing."""
     fc = _cache(tmp_path)
-    real_write = parquet.write_parquet
+    real_write = getattr(parquet, writer)
 
-    def write_then_mutate(*args: Any, **kwargs: Any) -> None:
-        real_write(*args, **kwargs)
+    def write_then_mutate(*args: Any, **kwargs: Any) -> Any:
+        written = real_write(*args, **kwargs)
         _SHARED[5] = -5  # after the file was written, before the publish re-checks it
+        return written
 
-    feature = fc.cached_feature(_arrow_view)
+    feature = fc.cached_feature(function)
     try:
         key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
         with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.WARNING):
-            patch.setattr(parquet, "write_parquet", write_then_mutate)
+            patch.setattr(parquet, writer, write_then_mutate)
             feature(1)
             fc.engine.flush()
         assert "modified while it was being published" in caplog.text
@@ -171,7 +192,7 @@ def test_the_stored_row_records_the_code_its_key_was_built_from(
     try:
         key = fc.engine.key_for(feature, (3,), {})[0]
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(parquet, "write_parquet", held_write)
+            held_write.install(patch)
             feature(3)
             assert started.wait(30)
             monkeypatch.setitem(globals(), "_SCALE", 5)
@@ -199,7 +220,7 @@ def _queued_behind_a_held_write(fc: FeatureCache, count: int) -> list[str]:
     feature = fc.cached_feature(_numbers)
     held_write = HeldWrites()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parquet, "write_parquet", held_write)
+        held_write.install(patch)
         try:
             feature(0)
             assert held_write.started.wait(30)
@@ -285,17 +306,17 @@ def test_a_file_that_cannot_be_stored_fails_alone_in_its_batch(
 ) -> None:
     fc = _cache(tmp_path)
     bad = frames.to_arrow(_numbers(3), "f")[0]
-    real_write = parquet.write_parquet
+    real_encode = parquet.encode_small  # the results are small: encoded in memory
 
-    def write(table: pa.Table, path: Path, *args: Any, **kwargs: Any) -> None:
+    def encode(table: pa.Table, *args: Any, **kwargs: Any) -> Any:
         if table.equals(bad):
             raise OSError(28, "No space left on device")
-        real_write(table, path, *args, **kwargs)
+        return real_encode(table, *args, **kwargs)
 
     try:
         # DEBUG: a store failure is a warning once per process, then debug (``warn_once``).
         with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.DEBUG):
-            patch.setattr(parquet, "write_parquet", write)
+            patch.setattr(parquet, "encode_small", encode)
             keys = _queued_behind_a_held_write(fc, 6)
         assert "could not publish" in caplog.text
         _stored_except(fc, keys, {keys[3]})  # the failed one's lease given back too
@@ -347,5 +368,97 @@ def test_a_batch_that_fails_unexpectedly_gives_every_lease_back(
             keys = _queued_behind_a_held_write(fc, 4)
         # The first published alone, before; the batch's leases not left blocking their keys.
         _stored_except(fc, keys, set(keys[1:]))
+    finally:
+        fc.close()
+
+
+# -- background publishes wait while a miss computes ---------------------------------------------
+
+
+def _published(fc: FeatureCache, key_id: str) -> bool:
+    return fc.engine.catalog.lookup(key_id) is not None
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_background_publish_waits_while_a_miss_computes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result queued for publishing is not published while another miss computes (the
+    publish thread would compete with it for the GIL); it is once the computation ends."""
+    monkeypatch.setattr(publish, "_MAX_DELAY_SECONDS", 600.0)  # only the computation holds it
+    fc = _cache(tmp_path)
+    computing, finish = threading.Event(), threading.Event()
+    first = fc.cached_feature(_numbers)
+
+    @fc.cached_feature
+    def slow(n: int) -> pl.DataFrame:
+        computing.set()
+        assert finish.wait(30)
+        return _numbers(n)
+
+    try:
+        worker = threading.Thread(target=slow, args=(2,))
+        worker.start()
+        assert computing.wait(30)
+        first(1)  # a miss while ``slow`` computes: its publish waits for it
+        first_key = fc.engine.key_for(first, (1,), {})[0].key_id
+        time.sleep(0.2)  # many quiet periods: only the computation in progress holds it back
+        assert not _published(fc, first_key)
+        finish.set()
+        worker.join(30)
+        assert _wait_until(lambda: _published(fc, first_key))  # no flush: on its own
+    finally:
+        finish.set()
+        fc.close()
+
+
+def test_a_background_publish_waits_no_longer_than_its_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "_MAX_DELAY_SECONDS", 0.05)
+    fc = _cache(tmp_path)
+    first = fc.cached_feature(_numbers)
+    first(1)
+    first_key = fc.engine.key_for(first, (1,), {})[0].key_id
+
+    @fc.cached_feature
+    def waits_for_the_first(n: int) -> pl.DataFrame:
+        # Computing the whole time: the first result is published once its delay is over.
+        assert _wait_until(lambda: _published(fc, first_key))
+        return _numbers(n)
+
+    try:
+        waits_for_the_first(2)
+    finally:
+        fc.close()
+
+
+def test_waiting_for_a_publish_does_not_wait_for_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever waits for a publish (a call of the same key, ``flush``) has it published now,
+    not after the quiet period or the delay."""
+    monkeypatch.setattr(publish, "_QUIET_SECONDS", 600.0)
+    monkeypatch.setattr(publish, "_MAX_DELAY_SECONDS", 600.0)
+    fc = _cache(tmp_path)
+    feature = fc.cached_feature(_numbers)
+    try:
+        feature(1)
+        assert feature(1).equals(_numbers(1))  # waits for its own key's publish: a hit
+        assert (fc.engine.session.hits, fc.engine.session.misses) == (1, 1)
+        feature(2)
+        flushed = threading.Thread(target=fc.engine.flush)
+        flushed.start()
+        flushed.join(30)
+        assert not flushed.is_alive()
+        assert _published(fc, fc.engine.key_for(feature, (2,), {})[0].key_id)
     finally:
         fc.close()
