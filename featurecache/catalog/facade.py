@@ -355,7 +355,7 @@ class Catalog:
         from featurecache.catalog import writes
 
         def work(tx: Tx) -> list[Hit]:
-            hits = [writes.publish(tx, *row) for row in rows]
+            hits = writes.publish_rows(tx, rows)
             for key_id, owner in leases:
                 lease_rows.release(tx, key_id, owner)
             tx.record_events(

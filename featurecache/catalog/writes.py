@@ -35,6 +35,7 @@ from featurecache.catalog.records import (
     EntryRecord,
     Hit,
     LineageEdge,
+    PublishRow,
 )
 from featurecache.catalog.tx import Tx
 from featurecache.catalog.upsert import insert_if_absent, insert_or_update_where
@@ -79,6 +80,15 @@ def _rowcount(result: object) -> int:
     return result.rowcount
 
 
+def publish_rows(tx: Tx, rows: Sequence[PublishRow]) -> list[Hit]:
+    """``publish`` of each row in turn, in one transaction; the winning Hit of each. A batch
+    is mostly of one feature and code version: their insert-if-absent statements run once
+    per distinct name and digest (run again, they would change nothing: no statement of a
+    publish, nor of any other transaction, deletes those rows)."""
+    inserted: set[tuple[str, str]] = set()  # per transaction: a redone one inserts anew
+    return [publish(tx, *row, inserted=inserted) for row in rows]
+
+
 def publish(
     tx: Tx,
     entry: EntryRecord,
@@ -86,25 +96,31 @@ def publish(
     lineage: Sequence[LineageEdge],
     code: CodeVersionRecord,
     parts: Sequence[ArtifactRecord] = (),
+    *,
+    inserted: set[tuple[str, str]] | None = None,
 ) -> Hit:
     """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
     the entry another process published first). A composite ``artifact`` comes with its
-    ``parts`` (already durable in the store), recorded in the same transaction."""
+    ``parts`` (already durable in the store), recorded in the same transaction.
+    ``inserted``: the features and code versions this transaction has already inserted if
+    absent (``publish_rows``), whose statements are not run again."""
     if entry.artifact_id != artifact.artifact_id:
         raise ValueError(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
         )
     for name in sorted({entry.feature, code.feature}):
-        tx.execute(_statement(tx, "feature"), {"name": name})
-    tx.execute(
-        _statement(tx, "code"),
-        {
-            "code_digest": code.code_digest,
-            "feature": code.feature,
-            "source": storable(code.source),
-            "components": storable(code.components),
-        },
-    )
+        if _first_time(inserted, "feature", name):
+            tx.execute(_statement(tx, "feature"), {"name": name})
+    if _first_time(inserted, "code", code.code_digest):
+        tx.execute(
+            _statement(tx, "code"),
+            {
+                "code_digest": code.code_digest,
+                "feature": code.feature,
+                "source": storable(code.source),
+                "components": storable(code.components),
+            },
+        )
     for part in parts:
         _publish_artifact(tx, part)
     _publish_artifact(tx, artifact)
@@ -143,6 +159,17 @@ def publish(
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
     return winner
+
+
+def _first_time(inserted: set[tuple[str, str]] | None, table: str, key: str) -> bool:
+    """Whether this transaction is yet to insert ``key`` into ``table`` (noting that it now
+    will); always true without a ``publish_rows`` batch."""
+    if inserted is None:
+        return True
+    if (table, key) in inserted:
+        return False
+    inserted.add((table, key))
+    return True
 
 
 def _insert_entry(tx: Tx, entry: EntryRecord) -> None:

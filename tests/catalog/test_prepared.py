@@ -242,3 +242,43 @@ def test_a_batched_publish_writes_what_the_ordinary_path_writes(tmp_path: Path) 
         (key_id(7), artifact_id("rival's")),  # the winner's artifact, not ours
         (key_id(8), artifact_id(6)),
     }
+
+
+def _redone_batch(catalog: Catalog) -> list[object]:
+    """A batch the driver path gives up halfway (its second key's winner is a composite,
+    which only the ordinary path reads): the ordinary path redoes it whole, first key's new
+    feature and code version included."""
+    from featurecache.catalog.records import PublishRow, UsageEvent
+
+    composite = publication(2)
+    part = replace(composite.artifact, artifact_id=artifact_id("part"), uri="file:///part")
+    catalog.publish(
+        composite.entry,
+        replace(composite.artifact, structure={"kind": "tuple", "n": 1}),
+        composite.lineage,
+        composite.code,
+        [part],
+    )
+    pubs = [
+        publication(1, feature="new_feature"),
+        publication(3, feature="new_feature"),
+        publication(2).with_artifact(artifact_id("plain")),
+    ]
+    events = [UsageEvent("miss", pub.entry.key_id, pub.entry.feature, None, 1, 1) for pub in pubs]
+    hits = catalog.publish_batch(
+        [PublishRow(*pub.args()) for pub in pubs], leases=[], events=events
+    )
+    return [_timeless(hit) for hit in hits]
+
+
+def test_a_batch_redone_on_the_ordinary_path_writes_it_all(tmp_path: Path) -> None:
+    told, rows = [], []
+    for driver in (True, False):
+        path = tmp_path / f"driver-{driver}.db"
+        with _open(path, driver=driver) as catalog:
+            told.append(_redone_batch(catalog))
+            rows.append(_rows(path))
+    assert told[0] == told[1]
+    assert rows[0] == rows[1]
+    assert [row[0] for row in rows[0]["features"]] == ["new_feature", "sessions"]
+    assert len(rows[0]["cache_entries"]) == 3
