@@ -13,7 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, bindparam, delete, exists, select, update
+from sqlalchemy import (
+    CursorResult,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.clock import utc_now
@@ -63,6 +73,14 @@ def storable(value: Any) -> Any:
             return _storable(value)
         return value if "\\u0000" not in text else _storable(value)
     return _storable(value)
+
+
+def json_text(value: Any) -> str:
+    """``storable(value)`` as JSON text, the text SQLAlchemy's JSON type writes for it on
+    SQLite (``json.dumps``): one dump where ``storable`` and the type's serialiser made two.
+    The statements of a publish take their key components so (``_json_param``)."""
+    text = json.dumps(value)
+    return text if "\\u0000" not in text else json.dumps(_storable(value))
 
 
 def _storable(value: Any) -> Any:
@@ -118,7 +136,7 @@ def publish(
                 "code_digest": code.code_digest,
                 "feature": code.feature,
                 "source": storable(code.source),
-                "components": storable(code.components),
+                "components_json": json_text(code.components),
             },
         )
     for part in parts:
@@ -181,7 +199,7 @@ def _insert_entry(tx: Tx, entry: EntryRecord) -> None:
             "code_digest": entry.code_digest,
             "artifact_id": entry.artifact_id,
             "return_kind": entry.return_kind,
-            "components": storable(entry.components),
+            "components_json": json_text(entry.components),
         },
     )
 
@@ -217,14 +235,16 @@ def _build(dialect: str, name: str) -> Any:
     if name == "feature":
         return insert_if_absent(dialect, Feature, ["name"]).values(created_at=utc_now())
     if name == "code":
-        return insert_if_absent(dialect, CodeVersion, ["code_digest"]).values(created_at=utc_now())
+        return insert_if_absent(dialect, CodeVersion, ["code_digest"]).values(
+            components=_json_param(dialect), created_at=utc_now()
+        )
     if name == "parts":
         return insert_if_absent(dialect, ArtifactPart, ["composite_id", "position"])
     if name == "lineage":
         return insert_if_absent(dialect, ArtifactInput, ["artifact_id", "argument"])
     if name == "entry":
         return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
-            created_at=utc_now(), last_used_at=utc_now(), hits=0
+            components=_json_param(dialect), created_at=utc_now(), last_used_at=utc_now(), hits=0
         )
     if name == "stale_entry":
         # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
@@ -248,6 +268,18 @@ def _build(dialect: str, name: str) -> Any:
             Artifact.artifact_id == bindparam("artifact_id"), Artifact.deleted_at == SWEEP_CLAIM
         )
     raise KeyError(name)
+
+
+def _json_param(dialect: str) -> Any:
+    """The ``components`` column's value, bound as the JSON text of ``json_text``: stored as
+    is on SQLite (as the JSON type stores its own dump), cast on PostgreSQL to the JSONB that
+    psycopg's adapter would have sent as the same text."""
+    text = bindparam("components_json", type_=Text())
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return cast(text, JSONB)
+    return text
 
 
 _STATEMENTS: dict[tuple[str, str], Any] = {}

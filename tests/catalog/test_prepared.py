@@ -15,8 +15,8 @@ from sqlalchemy import bindparam, select
 
 from featurecache.catalog import direct
 from featurecache.catalog.facade import Catalog
-from featurecache.catalog.models import Base, Lease
-from featurecache.catalog.prepared import prepare
+from featurecache.catalog.models import Base, JSONType, Lease
+from featurecache.catalog.prepared import _DIALECT, prepare
 from featurecache.catalog.records import ArtifactRecord, Hit
 from featurecache.errors import ArtifactBeingSweptError
 from tests.catalog.factories import artifact_id, key_id, publication
@@ -236,6 +236,18 @@ def test_a_batched_publish_writes_what_the_ordinary_path_writes(tmp_path: Path) 
     assert told[0] == told[1]
     assert rows[0] == rows[1]
     assert rows[0]["leases"] == []
+    # Key components are bound as JSON text (``writes.json_text``): the very text the JSON
+    # type stores for them.
+    store_json = JSONType.bind_processor(_DIALECT)
+    assert store_json is not None
+    pubs = {pub.entry.key_id: pub for pub in (publication(6), publication(8, artifact=6))}
+    for key, *_, components, _, _, _ in rows[0]["cache_entries"]:
+        if key in pubs:
+            assert components == store_json(pubs[key].entry.components)
+    code = publication(6).code
+    assert rows[0]["code_versions"] == [
+        (code.code_digest, code.feature, code.source, store_json(code.components), "<time>")
+    ]
     events = {(row[3], row[4]) for row in rows[0]["usage_events"]}  # key_id, artifact_id
     assert events == {
         (key_id(6), artifact_id(6)),
