@@ -356,8 +356,7 @@ class Catalog:
 
         def work(tx: Tx) -> list[Hit]:
             hits = writes.publish_rows(tx, rows)
-            for key_id, owner in leases:
-                lease_rows.release(tx, key_id, owner)
+            lease_rows.release_many(tx, leases)
             tx.record_events(
                 [
                     dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)

@@ -56,6 +56,9 @@ class AlchemyTx:
         return self.conn.dialect.name
 
     def execute(self, statement: Executable, params: Params) -> int:
+        if not isinstance(params, Mapping) and not params:
+            # Once per set of none is no run (SQLAlchemy would run it once, unbound).
+            return 0
         result = self.conn.execute(statement, params)
         return int(result.rowcount)
 
