@@ -164,15 +164,21 @@ def publish(
                 for edge in lineage
             ],
         )
-    # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
-    tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id})
-    _insert_entry(tx, entry)
+    # The key may have an entry. One whose artifact was tombstoned (GC) is a miss on lookup
+    # and must not win: it goes, and ours goes in. (Deleted once our insert was refused,
+    # not before every insert: a fresh key, the usual case, runs one statement.)
+    row = _entry_row(entry)
+    if (
+        tx.execute(_statement(tx, "entry"), row) == 0
+        and tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id}) == 1
+    ):
+        tx.execute(_statement(tx, "entry"), row)
     winner = tx.lookup(entry.key_id)
     if winner is None:
         # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
         # (a no-op: another entry held the key) and this read, dropping that entry. The key
         # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
-        _insert_entry(tx, entry)
+        tx.execute(_statement(tx, "entry"), row)
         winner = tx.lookup(entry.key_id)
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
@@ -190,18 +196,16 @@ def _first_time(inserted: set[tuple[str, str]] | None, table: str, key: str) -> 
     return True
 
 
-def _insert_entry(tx: Tx, entry: EntryRecord) -> None:
-    tx.execute(
-        _statement(tx, "entry"),
-        {
-            "key_id": entry.key_id,
-            "feature": entry.feature,
-            "code_digest": entry.code_digest,
-            "artifact_id": entry.artifact_id,
-            "return_kind": entry.return_kind,
-            "components_json": json_text(entry.components),
-        },
-    )
+def _entry_row(entry: EntryRecord) -> dict[str, Any]:
+    """The parameters of the ``entry`` statement."""
+    return {
+        "key_id": entry.key_id,
+        "feature": entry.feature,
+        "code_digest": entry.code_digest,
+        "artifact_id": entry.artifact_id,
+        "return_kind": entry.return_kind,
+        "components_json": json_text(entry.components),
+    }
 
 
 def _publish_artifact(tx: Tx, artifact: ArtifactRecord) -> None:
@@ -221,7 +225,11 @@ def _publish_artifact(tx: Tx, artifact: ArtifactRecord) -> None:
     }
     if artifact.structure is not None:  # absent, not None: JSON would store 'null'
         values["structure"] = storable(artifact.structure)
-    tx.execute(_statement(tx, "artifact"), values)
+    if tx.execute(_statement(tx, "artifact"), values) == 1:
+        # Inserted, or a tombstoned row revived: not claimed (the revive spares a claimed
+        # row), and ours until commit, so no sweep can claim it now. Only a row left as it
+        # was may be claimed.
+        return
     claimed = tx.first(_statement(tx, "claimed"), {"artifact_id": artifact.artifact_id})
     if claimed is not None:
         raise ArtifactBeingSweptError(artifact.artifact_id)
