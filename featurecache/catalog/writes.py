@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -98,13 +99,27 @@ def _rowcount(result: object) -> int:
     return result.rowcount
 
 
+@dataclass
+class Batch:
+    """What the rows of one ``publish_rows`` transaction share, made anew for each attempt
+    (a redone transaction inserts everything again): the features and code versions it has
+    inserted if absent, and the lineage edges of its rows, inserted all at once at the end
+    (nothing a publish reads depends on them)."""
+
+    inserted: set[tuple[str, str]] = field(default_factory=set)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+
+
 def publish_rows(tx: Tx, rows: Sequence[PublishRow]) -> list[Hit]:
     """``publish`` of each row in turn, in one transaction; the winning Hit of each. A batch
     is mostly of one feature and code version: their insert-if-absent statements run once
     per distinct name and digest (run again, they would change nothing: no statement of a
     publish, nor of any other transaction, deletes those rows)."""
-    inserted: set[tuple[str, str]] = set()  # per transaction: a redone one inserts anew
-    return [publish(tx, *row, inserted=inserted) for row in rows]
+    batch = Batch()
+    hits = [publish(tx, *row, batch=batch) for row in rows]
+    if batch.edges:
+        tx.execute(_statement(tx, "lineage"), batch.edges)
+    return hits
 
 
 def publish(
@@ -115,21 +130,21 @@ def publish(
     code: CodeVersionRecord,
     parts: Sequence[ArtifactRecord] = (),
     *,
-    inserted: set[tuple[str, str]] | None = None,
+    batch: Batch | None = None,
 ) -> Hit:
     """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
     the entry another process published first). A composite ``artifact`` comes with its
-    ``parts`` (already durable in the store), recorded in the same transaction.
-    ``inserted``: the features and code versions this transaction has already inserted if
-    absent (``publish_rows``), whose statements are not run again."""
+    ``parts`` (already durable in the store), recorded in the same transaction. In a
+    ``batch`` (``publish_rows``), what the batch has inserted already is not inserted again,
+    and the lineage is left to the batch."""
     if entry.artifact_id != artifact.artifact_id:
         raise ValueError(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
         )
     for name in sorted({entry.feature, code.feature}):
-        if _first_time(inserted, "feature", name):
+        if _first_time(batch, "feature", name):
             tx.execute(_statement(tx, "feature"), {"name": name})
-    if _first_time(inserted, "code", code.code_digest):
+    if _first_time(batch, "code", code.code_digest):
         tx.execute(
             _statement(tx, "code"),
             {
@@ -150,20 +165,20 @@ def publish(
                 for i, part in enumerate(parts)
             ],
         )
-    if lineage:
-        tx.execute(
-            _statement(tx, "lineage"),
-            [
-                {
-                    "artifact_id": artifact.artifact_id,
-                    "argument": edge.argument,
-                    "fingerprint": edge.fingerprint,
-                    "upstream_artifact_id": edge.upstream_artifact_id,
-                    "source_uri": edge.source_uri,
-                }
-                for edge in lineage
-            ],
-        )
+    edges = [
+        {
+            "artifact_id": artifact.artifact_id,
+            "argument": edge.argument,
+            "fingerprint": edge.fingerprint,
+            "upstream_artifact_id": edge.upstream_artifact_id,
+            "source_uri": edge.source_uri,
+        }
+        for edge in lineage
+    ]
+    if batch is not None:
+        batch.edges += edges
+    elif edges:
+        tx.execute(_statement(tx, "lineage"), edges)
     # The key may have an entry. One whose artifact was tombstoned (GC) is a miss on lookup
     # and must not win: it goes, and ours goes in. (Deleted once our insert was refused,
     # not before every insert: a fresh key, the usual case, runs one statement.)
@@ -185,14 +200,14 @@ def publish(
     return winner
 
 
-def _first_time(inserted: set[tuple[str, str]] | None, table: str, key: str) -> bool:
+def _first_time(batch: Batch | None, table: str, key: str) -> bool:
     """Whether this transaction is yet to insert ``key`` into ``table`` (noting that it now
-    will); always true without a ``publish_rows`` batch."""
-    if inserted is None:
+    will); always true outside a batch."""
+    if batch is None:
         return True
-    if (table, key) in inserted:
+    if (table, key) in batch.inserted:
         return False
-    inserted.add((table, key))
+    batch.inserted.add((table, key))
     return True
 
 

@@ -199,42 +199,51 @@ def test_an_expanding_parameter_is_refused() -> None:
         many()
 
 
-def _batch(catalog: Catalog) -> list[object]:
+def _batch(catalog: Catalog, *, together: bool = True) -> list[object]:
     """A batched publish (the background publisher's): two fresh keys, one a rival already
-    published with another artifact, their leases deleted and their miss events recorded
-    with the winning artifacts."""
+    published with another artifact, one sharing an artifact (whose first lineage stays),
+    their leases deleted and their miss events recorded with the winning artifacts. Not
+    ``together``: the same, one publish, release and event at a time."""
     from featurecache.catalog.records import PublishRow, UsageEvent
 
     rival = publication(7).with_artifact(artifact_id("rival's"))
     catalog.publish(*rival.args())
-    pubs = [publication(6), publication(7), publication(8, artifact=6)]
+    pubs = [publication(6), publication(7), publication(8, artifact=6, upstream=artifact_id(7))]
     leases = [(pub.entry.key_id, f"owner-{i}") for i, pub in enumerate(pubs)]
     for key, owner in leases:
         assert catalog.try_acquire_lease(key, owner, 30)
-    hits = catalog.publish_batch(
-        [PublishRow(*pub.args()) for pub in pubs],
-        leases=leases,
-        events=[
-            UsageEvent(
-                "miss", pub.entry.key_id, pub.entry.feature, pub.artifact.artifact_id, 0.5, 0.25
-            )
-            for pub in pubs
-        ],
-    )
+    events = [
+        UsageEvent("miss", pub.entry.key_id, pub.entry.feature, pub.artifact.artifact_id, 0.5, 0.25)
+        for pub in pubs
+    ]
+    if together:
+        hits = catalog.publish_batch(
+            [PublishRow(*pub.args()) for pub in pubs], leases=leases, events=events
+        )
+    else:
+        hits = [catalog.publish(*pub.args()) for pub in pubs]
+        for key, owner in leases:
+            catalog.release_lease(key, owner)
+        catalog.record_events(
+            [
+                replace(e, artifact_id=h.artifact.artifact_id)
+                for e, h in zip(events, hits, strict=True)
+            ]
+        )
     return [_timeless(hit) for hit in hits]
 
 
 def test_a_batched_publish_writes_what_the_ordinary_path_writes(tmp_path: Path) -> None:
     told, rows = [], []
-    for driver in (True, False):
-        path = tmp_path / f"driver-{driver}.db"
+    for driver, together in ((True, True), (False, True), (True, False)):
+        path = tmp_path / f"driver-{driver}-{together}.db"
         with _open(path, driver=driver) as catalog:
-            told.append(_batch(catalog))
+            told.append(_batch(catalog, together=together))
             if driver:
                 assert catalog._engine is None  # the driver wrote it all
             rows.append(_rows(path))
-    assert told[0] == told[1]
-    assert rows[0] == rows[1]
+    assert told[0] == told[1] == told[2]
+    assert rows[0] == rows[1] == rows[2]  # a batch writes what one publish at a time does
     assert rows[0]["leases"] == []
     # Key components are bound as JSON text (``writes.json_text``): the very text the JSON
     # type stores for them.
