@@ -359,7 +359,9 @@ class Catalog:
             lease_rows.release_many(tx, leases)
             tx.record_events(
                 [
-                    dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
+                    event
+                    if event.artifact_id == hit.artifact.artifact_id
+                    else dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
                     for event, hit in zip(events, hits, strict=True)
                 ]
             )
