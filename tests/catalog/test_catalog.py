@@ -72,6 +72,19 @@ def test_publish_then_lookup_round_trips_every_field(catalog: Catalog) -> None:
     assert catalog.lookup(key_id("absent")) is None
 
 
+def test_a_batch_sharing_an_artifact_keeps_its_first_lineage(catalog: Catalog) -> None:
+    """Rows of one batch that computed the same artifact from other inputs: the first row's
+    edges are the artifact's (insert-if-absent in row order), as published one at a time."""
+    first, second = publication(1), publication(2, artifact=1, upstream=artifact_id(9))
+    rows = [PublishRow(*first.args()), PublishRow(*second.args())]
+    events = [UsageEvent("miss", row.entry.key_id, row.entry.feature, None, 1, 1) for row in rows]
+    hits = catalog.publish_batch(rows, leases=[], events=events)
+    assert [hit.artifact.artifact_id for hit in hits] == [artifact_id(1)] * 2
+    assert {edge.argument: edge for edge in catalog.lineage_of(artifact_id(1))} == {
+        edge.argument: edge for edge in first.lineage
+    }
+
+
 def test_publish_is_idempotent(catalog: Catalog) -> None:
     pub = publication(1)
     first = catalog.publish(*pub.args())
