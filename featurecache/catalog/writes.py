@@ -180,11 +180,11 @@ def publish(
     elif edges:
         tx.execute(_statement(tx, "lineage"), edges)
     # The key may have an entry. One whose artifact was tombstoned (GC) is a miss on lookup
-    # and must not win: it goes, and ours goes in. (Deleted once our insert was refused,
-    # not before every insert: a fresh key, the usual case, runs one statement.)
+    # and must not win: it goes, and ours goes in. (Looked for unless our insert surely went
+    # in, not before every insert: a fresh key, the usual case, runs one statement.)
     row = _entry_row(entry)
     if (
-        tx.execute(_statement(tx, "entry"), row) == 0
+        tx.execute(_statement(tx, "entry"), row) != 1
         and tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id}) == 1
     ):
         tx.execute(_statement(tx, "entry"), row)
