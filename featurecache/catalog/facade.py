@@ -355,12 +355,13 @@ class Catalog:
         from featurecache.catalog import writes
 
         def work(tx: Tx) -> list[Hit]:
-            hits = [writes.publish(tx, *row) for row in rows]
-            for key_id, owner in leases:
-                lease_rows.release(tx, key_id, owner)
+            hits = writes.publish_rows(tx, rows)
+            lease_rows.release_many(tx, leases)
             tx.record_events(
                 [
-                    dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
+                    event
+                    if event.artifact_id == hit.artifact.artifact_id
+                    else dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
                     for event, hit in zip(events, hits, strict=True)
                 ]
             )

@@ -20,6 +20,7 @@ connection; ``Catalog`` opens them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -150,6 +151,11 @@ def renew(tx: Tx, key_id: str, owner: str, seconds: float) -> bool:
 def release(tx: Tx, key_id: str, owner: str) -> None:
     """Give the lease up (a no-op if ``owner`` no longer holds it)."""
     tx.execute(_RELEASE, {"lease_key": key_id, "lease_owner": owner})
+
+
+def release_many(tx: Tx, held: Sequence[tuple[str, str]]) -> None:
+    """``release`` of each ``(key_id, owner)``, as one statement run once per lease."""
+    tx.execute(_RELEASE, [{"lease_key": key_id, "lease_owner": owner} for key_id, owner in held])
 
 
 def release_all(conn: Connection, owner_prefix: str) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Executable
 from featurecache.catalog.records import Hit, UsageEvent
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+_COUNTED = {"preserve_rowcount": True}
 
 
 class Tx(Protocol):
@@ -56,7 +57,12 @@ class AlchemyTx:
         return self.conn.dialect.name
 
     def execute(self, statement: Executable, params: Params) -> int:
-        result = self.conn.execute(statement, params)
+        if not isinstance(params, Mapping) and not params:
+            # Once per set of none is no run (SQLAlchemy would run it once, unbound).
+            return 0
+        # SQLAlchemy 2.1 counts only an UPDATE's or DELETE's rows unless asked: on PostgreSQL
+        # an INSERT's count came back -1, so an acquire that inserted said it had not.
+        result = self.conn.execute(statement, params, execution_options=_COUNTED)
         return int(result.rowcount)
 
     def first(self, statement: Executable, params: Mapping[str, Any]) -> tuple[Any, ...] | None:

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, bindparam, delete, exists, select, update
+from sqlalchemy import (
+    CursorResult,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from featurecache.catalog.clock import utc_now
@@ -35,6 +46,7 @@ from featurecache.catalog.records import (
     EntryRecord,
     Hit,
     LineageEdge,
+    PublishRow,
 )
 from featurecache.catalog.tx import Tx
 from featurecache.catalog.upsert import insert_if_absent, insert_or_update_where
@@ -64,6 +76,14 @@ def storable(value: Any) -> Any:
     return _storable(value)
 
 
+def json_text(value: Any) -> str:
+    """``storable(value)`` as JSON text, the text SQLAlchemy's JSON type writes for it on
+    SQLite (``json.dumps``): one dump where ``storable`` and the type's serialiser made two.
+    The statements of a publish take their key components so (``_json_param``)."""
+    text = json.dumps(value)
+    return text if "\\u0000" not in text else json.dumps(_storable(value))
+
+
 def _storable(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", NUL_ESCAPE) if "\x00" in value else value
@@ -79,6 +99,29 @@ def _rowcount(result: object) -> int:
     return result.rowcount
 
 
+@dataclass
+class Batch:
+    """What the rows of one ``publish_rows`` transaction share, made anew for each attempt
+    (a redone transaction inserts everything again): the features and code versions it has
+    inserted if absent, and the lineage edges of its rows, inserted all at once at the end
+    (nothing a publish reads depends on them)."""
+
+    inserted: set[tuple[str, str]] = field(default_factory=set)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+
+
+def publish_rows(tx: Tx, rows: Sequence[PublishRow]) -> list[Hit]:
+    """``publish`` of each row in turn, in one transaction; the winning Hit of each. A batch
+    is mostly of one feature and code version: their insert-if-absent statements run once
+    per distinct name and digest (run again, they would change nothing: no statement of a
+    publish, nor of any other transaction, deletes those rows)."""
+    batch = Batch()
+    hits = [publish(tx, *row, batch=batch) for row in rows]
+    if batch.edges:
+        tx.execute(_statement(tx, "lineage"), batch.edges)
+    return hits
+
+
 def publish(
     tx: Tx,
     entry: EntryRecord,
@@ -86,25 +129,31 @@ def publish(
     lineage: Sequence[LineageEdge],
     code: CodeVersionRecord,
     parts: Sequence[ArtifactRecord] = (),
+    *,
+    batch: Batch | None = None,
 ) -> Hit:
     """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
     the entry another process published first). A composite ``artifact`` comes with its
-    ``parts`` (already durable in the store), recorded in the same transaction."""
+    ``parts`` (already durable in the store), recorded in the same transaction. In a
+    ``batch`` (``publish_rows``), what the batch has inserted already is not inserted again,
+    and the lineage is left to the batch."""
     if entry.artifact_id != artifact.artifact_id:
         raise ValueError(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
         )
     for name in sorted({entry.feature, code.feature}):
-        tx.execute(_statement(tx, "feature"), {"name": name})
-    tx.execute(
-        _statement(tx, "code"),
-        {
-            "code_digest": code.code_digest,
-            "feature": code.feature,
-            "source": storable(code.source),
-            "components": storable(code.components),
-        },
-    )
+        if _first_time(batch, "feature", name):
+            tx.execute(_statement(tx, "feature"), {"name": name})
+    if _first_time(batch, "code", code.code_digest):
+        tx.execute(
+            _statement(tx, "code"),
+            {
+                "code_digest": code.code_digest,
+                "feature": code.feature,
+                "source": storable(code.source),
+                "components_json": json_text(code.components),
+            },
+        )
     for part in parts:
         _publish_artifact(tx, part)
     _publish_artifact(tx, artifact)
@@ -116,47 +165,62 @@ def publish(
                 for i, part in enumerate(parts)
             ],
         )
-    if lineage:
-        tx.execute(
-            _statement(tx, "lineage"),
-            [
-                {
-                    "artifact_id": artifact.artifact_id,
-                    "argument": edge.argument,
-                    "fingerprint": edge.fingerprint,
-                    "upstream_artifact_id": edge.upstream_artifact_id,
-                    "source_uri": edge.source_uri,
-                }
-                for edge in lineage
-            ],
-        )
-    # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
-    tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id})
-    _insert_entry(tx, entry)
+    edges = [
+        {
+            "artifact_id": artifact.artifact_id,
+            "argument": edge.argument,
+            "fingerprint": edge.fingerprint,
+            "upstream_artifact_id": edge.upstream_artifact_id,
+            "source_uri": edge.source_uri,
+        }
+        for edge in lineage
+    ]
+    if batch is not None:
+        batch.edges += edges
+    elif edges:
+        tx.execute(_statement(tx, "lineage"), edges)
+    # The key may have an entry. One whose artifact was tombstoned (GC) is a miss on lookup
+    # and must not win: it goes, and ours goes in. (Looked for unless our insert surely went
+    # in, not before every insert: a fresh key, the usual case, runs one statement.)
+    row = _entry_row(entry)
+    if (
+        tx.execute(_statement(tx, "entry"), row) != 1
+        and tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id}) == 1
+    ):
+        tx.execute(_statement(tx, "entry"), row)
     winner = tx.lookup(entry.key_id)
     if winner is None:
         # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
         # (a no-op: another entry held the key) and this read, dropping that entry. The key
         # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
-        _insert_entry(tx, entry)
+        tx.execute(_statement(tx, "entry"), row)
         winner = tx.lookup(entry.key_id)
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
     return winner
 
 
-def _insert_entry(tx: Tx, entry: EntryRecord) -> None:
-    tx.execute(
-        _statement(tx, "entry"),
-        {
-            "key_id": entry.key_id,
-            "feature": entry.feature,
-            "code_digest": entry.code_digest,
-            "artifact_id": entry.artifact_id,
-            "return_kind": entry.return_kind,
-            "components": storable(entry.components),
-        },
-    )
+def _first_time(batch: Batch | None, table: str, key: str) -> bool:
+    """Whether this transaction is yet to insert ``key`` into ``table`` (noting that it now
+    will); always true outside a batch."""
+    if batch is None:
+        return True
+    if (table, key) in batch.inserted:
+        return False
+    batch.inserted.add((table, key))
+    return True
+
+
+def _entry_row(entry: EntryRecord) -> dict[str, Any]:
+    """The parameters of the ``entry`` statement."""
+    return {
+        "key_id": entry.key_id,
+        "feature": entry.feature,
+        "code_digest": entry.code_digest,
+        "artifact_id": entry.artifact_id,
+        "return_kind": entry.return_kind,
+        "components_json": json_text(entry.components),
+    }
 
 
 def _publish_artifact(tx: Tx, artifact: ArtifactRecord) -> None:
@@ -176,7 +240,11 @@ def _publish_artifact(tx: Tx, artifact: ArtifactRecord) -> None:
     }
     if artifact.structure is not None:  # absent, not None: JSON would store 'null'
         values["structure"] = storable(artifact.structure)
-    tx.execute(_statement(tx, "artifact"), values)
+    if tx.execute(_statement(tx, "artifact"), values) == 1:
+        # Inserted, or a tombstoned row revived: not claimed (the revive spares a claimed
+        # row), and ours until commit, so no sweep can claim it now. Only a row left as it
+        # was may be claimed.
+        return
     claimed = tx.first(_statement(tx, "claimed"), {"artifact_id": artifact.artifact_id})
     if claimed is not None:
         raise ArtifactBeingSweptError(artifact.artifact_id)
@@ -190,14 +258,16 @@ def _build(dialect: str, name: str) -> Any:
     if name == "feature":
         return insert_if_absent(dialect, Feature, ["name"]).values(created_at=utc_now())
     if name == "code":
-        return insert_if_absent(dialect, CodeVersion, ["code_digest"]).values(created_at=utc_now())
+        return insert_if_absent(dialect, CodeVersion, ["code_digest"]).values(
+            components=_json_param(dialect), created_at=utc_now()
+        )
     if name == "parts":
         return insert_if_absent(dialect, ArtifactPart, ["composite_id", "position"])
     if name == "lineage":
         return insert_if_absent(dialect, ArtifactInput, ["artifact_id", "argument"])
     if name == "entry":
         return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
-            created_at=utc_now(), last_used_at=utc_now(), hits=0
+            components=_json_param(dialect), created_at=utc_now(), last_used_at=utc_now(), hits=0
         )
     if name == "stale_entry":
         # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
@@ -221,6 +291,18 @@ def _build(dialect: str, name: str) -> Any:
             Artifact.artifact_id == bindparam("artifact_id"), Artifact.deleted_at == SWEEP_CLAIM
         )
     raise KeyError(name)
+
+
+def _json_param(dialect: str) -> Any:
+    """The ``components`` column's value, bound as the JSON text of ``json_text``: stored as
+    is on SQLite (as the JSON type stores its own dump), cast on PostgreSQL to the JSONB that
+    psycopg's adapter would have sent as the same text."""
+    text = bindparam("components_json", type_=Text())
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return cast(text, JSONB)
+    return text
 
 
 _STATEMENTS: dict[tuple[str, str], Any] = {}

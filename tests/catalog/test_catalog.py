@@ -18,7 +18,12 @@ from featurecache.catalog.database import read, run_write
 from featurecache.catalog.facade import Catalog, UsageEvent
 from featurecache.catalog.models import Artifact, ArtifactInput, CacheEntry
 from featurecache.catalog.models import UsageEventRow as EventRow
-from featurecache.errors import AmbiguousReferenceError, ArtifactNotFoundError
+from featurecache.catalog.records import PublishRow
+from featurecache.errors import (
+    AmbiguousReferenceError,
+    ArtifactBeingSweptError,
+    ArtifactNotFoundError,
+)
 from tests.catalog.factories import artifact_id, key_id, publication
 
 
@@ -67,6 +72,19 @@ def test_publish_then_lookup_round_trips_every_field(catalog: Catalog) -> None:
     assert catalog.lookup(key_id("absent")) is None
 
 
+def test_a_batch_sharing_an_artifact_keeps_its_first_lineage(catalog: Catalog) -> None:
+    """Rows of one batch that computed the same artifact from other inputs: the first row's
+    edges are the artifact's (insert-if-absent in row order), as published one at a time."""
+    first, second = publication(1), publication(2, artifact=1, upstream=artifact_id(9))
+    rows = [PublishRow(*first.args()), PublishRow(*second.args())]
+    events = [UsageEvent("miss", row.entry.key_id, row.entry.feature, None, 1, 1) for row in rows]
+    hits = catalog.publish_batch(rows, leases=[], events=events)
+    assert [hit.artifact.artifact_id for hit in hits] == [artifact_id(1)] * 2
+    assert {edge.argument: edge for edge in catalog.lineage_of(artifact_id(1))} == {
+        edge.argument: edge for edge in first.lineage
+    }
+
+
 def test_publish_is_idempotent(catalog: Catalog) -> None:
     pub = publication(1)
     first = catalog.publish(*pub.args())
@@ -93,6 +111,25 @@ def test_an_entry_of_a_tombstoned_artifact_does_not_win(catalog: Catalog) -> Non
     assert catalog.lookup(old.entry.key_id) is None  # never served
     new = old.with_artifact(artifact_id("new"))
     assert catalog.publish(*new.args()).artifact.artifact_id == artifact_id("new")
+
+
+def test_a_publish_into_an_artifact_claimed_by_a_sweep_is_refused(catalog: Catalog) -> None:
+    """Its file is being deleted: neither a publish nor a batch holding it revives the row,
+    and the batch's other rows roll back with it."""
+    pub = publication(1)
+    catalog.publish(*pub.args())
+    catalog.forget_artifact(artifact_id(1))
+    assert catalog.claim_for_sweep([artifact_id(1)]) == [artifact_id(1)]
+    again, other = publication(2, artifact=1), publication(3)
+    with pytest.raises(ArtifactBeingSweptError):
+        catalog.publish(*again.args())
+    rows = [PublishRow(*other.args()), PublishRow(*again.args())]
+    events = [UsageEvent("miss", row.entry.key_id, row.entry.feature, None, 1, 1) for row in rows]
+    with pytest.raises(ArtifactBeingSweptError):
+        catalog.publish_batch(rows, leases=[], events=events)
+    assert catalog.lookup(again.entry.key_id) is None
+    assert catalog.lookup(other.entry.key_id) is None
+    assert catalog.get_artifact(artifact_id(1)) is None
 
 
 def test_forget_artifact_makes_every_key_recompute(catalog: Catalog) -> None:

@@ -4,13 +4,19 @@ database clock, take-over of an expired lease, renewal fenced by ownership."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.sql import Executable
 
-from featurecache.catalog import Catalog
+from featurecache.catalog import Catalog, leases
 from featurecache.catalog.database import read
 from featurecache.catalog.models import Lease
+from featurecache.catalog.records import Hit, UsageEvent
+from featurecache.catalog.tx import Params, Tx
 from tests.catalog.factories import key_id
 
 KEY = key_id("leased")
@@ -107,3 +113,50 @@ def test_expired_leases_are_listed_and_deleted(catalog: Catalog) -> None:
     assert catalog.get_lease(key_id(1)) is None
     assert catalog.get_lease(key_id(2)) is not None
     assert catalog.delete_expired_leases() == 0
+
+
+class _ReleasedBeforeRead:
+    """A transaction in which the holder's release commits between our INSERT (refused: the
+    key was held) and our read of the holder (PostgreSQL READ COMMITTED sees it)."""
+
+    def __init__(self, tx: Tx, holder: str) -> None:
+        self.tx, self.holder, self.dialect_name = tx, holder, tx.dialect_name
+
+    def execute(self, statement: Executable, params: Params) -> int:
+        return self.tx.execute(statement, params)
+
+    def first(self, statement: Executable, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        leases.release(self.tx, params["lease_key"], self.holder)
+        return self.tx.first(statement, params)
+
+    def lookup(self, key_id: str) -> Hit | None:
+        return self.tx.lookup(key_id)
+
+    def record_events(self, events: Sequence[UsageEvent]) -> None:
+        self.tx.record_events(events)
+
+
+@pytest.mark.parametrize("driver", [True, False])
+def test_a_lease_released_before_the_read_is_taken(catalog: Catalog, driver: bool) -> None:
+    """The key is free again: the acquire inserts anew and says so (it holds the lease)."""
+    assert catalog.try_acquire_lease(KEY, "alice", 30)
+    taken = catalog._write(
+        lambda tx: leases.try_acquire(_ReleasedBeforeRead(tx, "alice"), KEY, "bob", 30),
+        what="acquiring a lease",
+        direct=driver,
+    )
+    lease = catalog.get_lease(KEY)
+    assert lease is not None and lease.owner == "bob"
+    assert taken
+
+
+@pytest.mark.parametrize("driver", [True, False])
+def test_an_insert_counts_the_rows_it_inserted(catalog: Catalog, driver: bool) -> None:
+    """What an acquire and a publish decide by: an insert-if-absent's row count, 1 then 0."""
+
+    def insert(owner: str) -> bool:
+        return catalog._write(
+            lambda tx: leases._insert_new(tx, KEY, owner, 30), what="t", direct=driver
+        )
+
+    assert [insert("alice"), insert("bob"), insert("alice")] == [True, False, False]

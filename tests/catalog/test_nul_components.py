@@ -4,6 +4,7 @@ NUL escaped; the key itself (built from the real value) does not change."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -63,3 +64,21 @@ def test_storable_escapes_nul_anywhere_and_leaves_the_rest(value: object, stored
     from featurecache.catalog.writes import storable
 
     assert storable(value) == stored
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": ["b", ("c", 1)], "d": None, "é": 1.5},
+        {"k\x00": [{"x": "a\x00b"}]},
+        {"text": "\\u0000"},
+        "a\x00",
+        None,
+    ],
+)
+def test_json_text_is_the_text_of_the_storable_value(value: object) -> None:
+    """What the publish statements bind for key components: the JSON type's own dump
+    (``json.dumps``) of the storable value, made once."""
+    from featurecache.catalog.writes import json_text, storable
+
+    assert json_text(value) == json.dumps(storable(value))

@@ -15,8 +15,8 @@ from sqlalchemy import bindparam, select
 
 from featurecache.catalog import direct
 from featurecache.catalog.facade import Catalog
-from featurecache.catalog.models import Base, Lease
-from featurecache.catalog.prepared import prepare
+from featurecache.catalog.models import Base, JSONType, Lease
+from featurecache.catalog.prepared import _DIALECT, prepare
 from featurecache.catalog.records import ArtifactRecord, Hit
 from featurecache.errors import ArtifactBeingSweptError
 from tests.catalog.factories import artifact_id, key_id, publication
@@ -199,46 +199,107 @@ def test_an_expanding_parameter_is_refused() -> None:
         many()
 
 
-def _batch(catalog: Catalog) -> list[object]:
+def _batch(catalog: Catalog, *, together: bool = True) -> list[object]:
     """A batched publish (the background publisher's): two fresh keys, one a rival already
-    published with another artifact, their leases deleted and their miss events recorded
-    with the winning artifacts."""
+    published with another artifact, one sharing an artifact (whose first lineage stays),
+    their leases deleted and their miss events recorded with the winning artifacts. Not
+    ``together``: the same, one publish, release and event at a time."""
     from featurecache.catalog.records import PublishRow, UsageEvent
 
     rival = publication(7).with_artifact(artifact_id("rival's"))
     catalog.publish(*rival.args())
-    pubs = [publication(6), publication(7), publication(8, artifact=6)]
+    pubs = [publication(6), publication(7), publication(8, artifact=6, upstream=artifact_id(7))]
     leases = [(pub.entry.key_id, f"owner-{i}") for i, pub in enumerate(pubs)]
     for key, owner in leases:
         assert catalog.try_acquire_lease(key, owner, 30)
-    hits = catalog.publish_batch(
-        [PublishRow(*pub.args()) for pub in pubs],
-        leases=leases,
-        events=[
-            UsageEvent(
-                "miss", pub.entry.key_id, pub.entry.feature, pub.artifact.artifact_id, 0.5, 0.25
-            )
-            for pub in pubs
-        ],
-    )
+    events = [
+        UsageEvent("miss", pub.entry.key_id, pub.entry.feature, pub.artifact.artifact_id, 0.5, 0.25)
+        for pub in pubs
+    ]
+    if together:
+        hits = catalog.publish_batch(
+            [PublishRow(*pub.args()) for pub in pubs], leases=leases, events=events
+        )
+    else:
+        hits = [catalog.publish(*pub.args()) for pub in pubs]
+        for key, owner in leases:
+            catalog.release_lease(key, owner)
+        catalog.record_events(
+            [
+                replace(e, artifact_id=h.artifact.artifact_id)
+                for e, h in zip(events, hits, strict=True)
+            ]
+        )
     return [_timeless(hit) for hit in hits]
 
 
 def test_a_batched_publish_writes_what_the_ordinary_path_writes(tmp_path: Path) -> None:
     told, rows = [], []
-    for driver in (True, False):
-        path = tmp_path / f"driver-{driver}.db"
+    for driver, together in ((True, True), (False, True), (True, False)):
+        path = tmp_path / f"driver-{driver}-{together}.db"
         with _open(path, driver=driver) as catalog:
-            told.append(_batch(catalog))
+            told.append(_batch(catalog, together=together))
             if driver:
                 assert catalog._engine is None  # the driver wrote it all
             rows.append(_rows(path))
-    assert told[0] == told[1]
-    assert rows[0] == rows[1]
+    assert told[0] == told[1] == told[2]
+    assert rows[0] == rows[1] == rows[2]  # a batch writes what one publish at a time does
     assert rows[0]["leases"] == []
+    # Key components are bound as JSON text (``writes.json_text``): the very text the JSON
+    # type stores for them.
+    store_json = JSONType.bind_processor(_DIALECT)
+    assert store_json is not None
+    pubs = {pub.entry.key_id: pub for pub in (publication(6), publication(8, artifact=6))}
+    for key, *_, components, _, _, _ in rows[0]["cache_entries"]:
+        if key in pubs:
+            assert components == store_json(pubs[key].entry.components)
+    code = publication(6).code
+    assert rows[0]["code_versions"] == [
+        (code.code_digest, code.feature, code.source, store_json(code.components), "<time>")
+    ]
     events = {(row[3], row[4]) for row in rows[0]["usage_events"]}  # key_id, artifact_id
     assert events == {
         (key_id(6), artifact_id(6)),
         (key_id(7), artifact_id("rival's")),  # the winner's artifact, not ours
         (key_id(8), artifact_id(6)),
     }
+
+
+def _redone_batch(catalog: Catalog) -> list[object]:
+    """A batch the driver path gives up halfway (its second key's winner is a composite,
+    which only the ordinary path reads): the ordinary path redoes it whole, first key's new
+    feature and code version included."""
+    from featurecache.catalog.records import PublishRow, UsageEvent
+
+    composite = publication(2)
+    part = replace(composite.artifact, artifact_id=artifact_id("part"), uri="file:///part")
+    catalog.publish(
+        composite.entry,
+        replace(composite.artifact, structure={"kind": "tuple", "n": 1}),
+        composite.lineage,
+        composite.code,
+        [part],
+    )
+    pubs = [
+        publication(1, feature="new_feature"),
+        publication(3, feature="new_feature"),
+        publication(2).with_artifact(artifact_id("plain")),
+    ]
+    events = [UsageEvent("miss", pub.entry.key_id, pub.entry.feature, None, 1, 1) for pub in pubs]
+    hits = catalog.publish_batch(
+        [PublishRow(*pub.args()) for pub in pubs], leases=[], events=events
+    )
+    return [_timeless(hit) for hit in hits]
+
+
+def test_a_batch_redone_on_the_ordinary_path_writes_it_all(tmp_path: Path) -> None:
+    told, rows = [], []
+    for driver in (True, False):
+        path = tmp_path / f"driver-{driver}.db"
+        with _open(path, driver=driver) as catalog:
+            told.append(_redone_batch(catalog))
+            rows.append(_rows(path))
+    assert told[0] == told[1]
+    assert rows[0] == rows[1]
+    assert [row[0] for row in rows[0]["features"]] == ["new_feature", "sessions"]
+    assert len(rows[0]["cache_entries"]) == 3
