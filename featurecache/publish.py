@@ -69,6 +69,7 @@ _BATCH_MAX = 64
 # ``_QUEUE_MAX_BYTES`` of their tables wait (each holds its result and its lease), nor while
 # anyone waits for a publish (``wait_for``, ``flush``, at exit).
 _QUIET_SECONDS = 0.002
+_COMPUTING_POLL_SECONDS = 0.02
 _MAX_DELAY_SECONDS = 1.0
 _QUEUE_MAX = 1024
 _QUEUE_MAX_BYTES = 64 * 1024 * 1024
@@ -513,8 +514,10 @@ class Publisher:
             quiet = self._last_miss + _QUIET_SECONDS
             if now >= quiet and not self._computing:
                 break
-            # While a miss computes, until it ends (``computing`` wakes this) or the delay is up.
-            self._wake.wait((overdue if self._computing else min(quiet, overdue)) - now)
+            # While a miss computes, look again now and then (waking at every miss's end would
+            # cost the caller the GIL once a miss in a burst).
+            again = now + _COMPUTING_POLL_SECONDS if self._computing else quiet
+            self._wake.wait(min(again, overdue) - now)
         batch = self._queue[:_BATCH_MAX]
         del self._queue[:_BATCH_MAX]
         self._queued_bytes -= sum(_table_bytes(job) for job, _ in batch)
@@ -534,8 +537,6 @@ class Publisher:
             with self._lock:
                 self._computing -= 1
                 self._last_miss = time.monotonic()
-                if not self._computing and self._queue:
-                    self._wake.notify()
 
     @contextlib.contextmanager
     def _waiting(self) -> Iterator[None]:
