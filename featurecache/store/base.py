@@ -28,15 +28,24 @@ class StoredFile:
 class Encoded:
     """A ``write`` for ``publish`` whose bytes are encoded in memory (a small artifact:
     ``parquet.encode_small``). Called on a path, it writes them there, as any ``write`` does; a
-    store may instead ask for ``data()`` (the local store writes it on the temp file's
-    descriptor and hashes it in memory, sparing a reopen and a read back). ``encode``'s errors
-    propagate as a ``write``'s do."""
+    store may instead ask for ``data()`` (the local store encodes a batch's files first, then
+    writes each on its temp file's descriptor and hashes it in memory, sparing a reopen and a
+    read back). ``encode`` runs once; its errors propagate as a ``write``'s do."""
 
     def __init__(self, encode: Callable[[], memoryview]) -> None:
         self._encode = encode
+        self._outcome: memoryview | Exception | None = None
 
     def data(self) -> memoryview:
-        return self._encode()
+        """The bytes, encoded on the first call; an error is raised again by later ones."""
+        if self._outcome is None:
+            try:
+                self._outcome = self._encode()
+            except Exception as exc:  # noqa: BLE001 - raised below, and again by later calls
+                self._outcome = exc
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
 
     def __call__(self, path: Path) -> None:
         data = self.data()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from featurecache.errors import ArtifactNotFoundError, StoreError
 from featurecache.hashing import digest_bytes
-from featurecache.store.base import StoredObject
+from featurecache.store.base import Encoded, StoredObject
 from featurecache.store.local import LocalStore
 from tests.store.conformance_helpers import new_id, writer
 
@@ -167,3 +167,33 @@ def test_round_trip_law(tmp_path: Path, data: bytes) -> None:
 
     assert bytes(store.read_bytes(artifact_id)) == data
     assert (stored.size_bytes, stored.file_hash) == (len(data), digest_bytes(data))
+
+
+def test_bytes_in_memory_are_encoded_once_and_stored_as_given(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    calls: list[int] = []
+
+    def encode() -> memoryview:
+        calls.append(1)
+        return memoryview(b"PAR1 some bytes PAR1")
+
+    ok, full, theirs = new_id(), new_id(), new_id()
+
+    def no_space() -> memoryview:
+        calls.append(2)
+        raise OSError(28, "No space left on device")
+
+    def own_error() -> memoryview:
+        raise ValueError("the caller's own")
+
+    outcomes = store.publish_many(
+        [(ok, Encoded(encode)), (full, Encoded(no_space)), (theirs, Encoded(own_error))]
+    )
+    assert calls == [1, 2]  # each encoded once, though asked for twice
+    stored = outcomes[0]
+    assert not isinstance(stored, BaseException)
+    assert stored.size_bytes == 20 and stored.file_hash == digest_bytes(b"PAR1 some bytes PAR1")
+    assert bytes(store.read_bytes(ok)) == b"PAR1 some bytes PAR1"
+    assert isinstance(outcomes[1], StoreError)  # a full disk is the store's failure
+    assert isinstance(outcomes[2], ValueError)  # the caller's own error, unchanged
+    assert not list(tmp_path.rglob(".tmp-*"))
