@@ -34,6 +34,20 @@ def _open(path: Path, *, driver: bool) -> Catalog:
     return catalog
 
 
+def _on_both_paths(
+    tmp_path: Path, story: Callable[[Catalog], list[Any]]
+) -> tuple[list[list[Any]], list[dict[str, list[tuple[Any, ...]]]]]:
+    """``story`` told to a fresh catalog on the driver path, then on the ordinary path: what
+    each told, and the rows each left."""
+    told, rows = [], []
+    for driver in (True, False):
+        path = tmp_path / f"driver-{driver}.db"
+        with _open(path, driver=driver) as catalog:
+            told.append(story(catalog))
+            rows.append(_rows(path))
+    return told, rows
+
+
 def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table as stored (JSON as text, booleans as integers), each
     timestamp checked for the stored format and then masked (the clocks differ)."""
@@ -116,12 +130,7 @@ def test_a_miss_writes_what_the_ordinary_path_writes(
         return result
 
     monkeypatch.setattr(direct.DirectSqlite, "write", counted)
-    told, rows = [], []
-    for driver in (True, False):
-        path = tmp_path / f"driver-{driver}.db"
-        with _open(path, driver=driver) as catalog:
-            told.append(_story(catalog))
-            rows.append(_rows(path))
+    told, rows = _on_both_paths(tmp_path, _story)
     assert told[0] == told[1]
     assert rows[0] == rows[1]
     assert told[0][:9] == [True, False, True, True, False, True, False, True, True]
@@ -293,12 +302,7 @@ def _redone_batch(catalog: Catalog) -> list[object]:
 
 
 def test_a_batch_redone_on_the_ordinary_path_writes_it_all(tmp_path: Path) -> None:
-    told, rows = [], []
-    for driver in (True, False):
-        path = tmp_path / f"driver-{driver}.db"
-        with _open(path, driver=driver) as catalog:
-            told.append(_redone_batch(catalog))
-            rows.append(_rows(path))
+    told, rows = _on_both_paths(tmp_path, _redone_batch)
     assert told[0] == told[1]
     assert rows[0] == rows[1]
     assert [row[0] for row in rows[0]["features"]] == ["new_feature", "sessions"]
