@@ -127,6 +127,8 @@ class Catalog:
         # Whether a lease was ever taken through this catalog: a process that never took one
         # has none to release at exit (and need not open the engine to say so).
         self._leased = False
+        # When the last batch's last entry was created (``writes.publish_rows``).
+        self._created_after: datetime | None = None
         # Opened read-only because nothing could be written next to it (``open``): callers
         # take no leases and record nothing.
         self.read_only = False
@@ -354,20 +356,27 @@ class Catalog:
         from featurecache.catalog import leases as lease_rows
         from featurecache.catalog import writes
 
-        def work(tx: Tx) -> list[Hit]:
-            hits = writes.publish_rows(tx, rows)
+        def work(tx: Tx) -> tuple[list[Hit], list[datetime]]:
+            hits, created = writes.publish_rows(tx, rows, after=self._created_after)
             lease_rows.release_many(tx, leases)
+            # Each miss event at its entry's creation: the calls' order, which the database
+            # clock alone would not tell apart (``queries.recent_entries`` orders by them).
             tx.record_events(
                 [
-                    event
-                    if event.artifact_id == hit.artifact.artifact_id
-                    else dataclasses.replace(event, artifact_id=hit.artifact.artifact_id)
-                    for event, hit in zip(events, hits, strict=True)
+                    dataclasses.replace(
+                        event,
+                        artifact_id=hit.artifact.artifact_id,
+                        at=event.at if event.at is not None else at,
+                    )
+                    for event, hit, at in zip(events, hits, created, strict=True)
                 ]
             )
-            return hits
+            return hits, created
 
-        return self._write(work, what=f"publishing {len(rows)} results")
+        hits, created = self._write(work, what=f"publishing {len(rows)} results")
+        if created:
+            self._created_after = created[-1]
+        return hits
 
     def replace(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -103,23 +104,54 @@ def _rowcount(result: object) -> int:
 class Batch:
     """What the rows of one ``publish_rows`` transaction share, made anew for each attempt
     (a redone transaction inserts everything again): the features and code versions it has
-    inserted if absent, and the lineage edges of its rows, inserted all at once at the end
-    (nothing a publish reads depends on them)."""
+    inserted if absent, the lineage edges of its rows, inserted all at once at the end
+    (nothing a publish reads depends on them), and the creation time of its last entry."""
 
+    created: datetime
     inserted: set[tuple[str, str]] = field(default_factory=set)
     edges: list[dict[str, Any]] = field(default_factory=list)
 
+    def next_created(self) -> datetime:
+        self.created += _TICK
+        return self.created
 
-def publish_rows(tx: Tx, rows: Sequence[PublishRow]) -> list[Hit]:
-    """``publish`` of each row in turn, in one transaction; the winning Hit of each. A batch
-    is mostly of one feature and code version: their insert-if-absent statements run once
-    per distinct name and digest (run again, they would change nothing: no statement of a
-    publish, nor of any other transaction, deletes those rows)."""
-    batch = Batch()
-    hits = [publish(tx, *row, batch=batch) for row in rows]
+
+# Entries committed together are created a microsecond apart, in the order they were
+# published: the database clock gives them all one time (the transaction's on PostgreSQL;
+# SQLite's steps in milliseconds), and "the newest key" and "the nearest earlier one"
+# (``by_feature.newest_entries``, ``featurecache why``) are creation order.
+_TICK = timedelta(microseconds=1)
+
+
+def publish_rows(
+    tx: Tx, rows: Sequence[PublishRow], *, after: datetime | None = None
+) -> tuple[list[Hit], list[datetime]]:
+    """``publish`` of each row in turn, in one transaction; the winning Hit of each, and the
+    creation time given to each row's entry. Entries are created in row order by the database
+    clock, a microsecond apart, and after ``after`` (the last batch's last, which may have
+    committed in the same millisecond). A batch is mostly of one feature and code version: their
+    insert-if-absent statements run once per distinct name and digest (run again, they would
+    change nothing: no statement of a publish, nor of any other transaction, deletes those
+    rows)."""
+    now = _utc(tx.first(_statement(tx, "now"), {}))
+    batch = Batch(created=now - _TICK if after is None or now > after else after)
+    hits, created = [], []
+    for row in rows:
+        hits.append(publish(tx, *row, batch=batch))
+        created.append(batch.created)
     if batch.edges:
         tx.execute(_statement(tx, "lineage"), batch.edges)
-    return hits
+    return hits, created
+
+
+def _utc(row: tuple[Any, ...] | None) -> datetime:
+    """The database clock's reading (``utc_now``), as the driver path or SQLAlchemy gives it."""
+    assert row is not None
+    value = row[0]
+    if isinstance(value, str):  # SQLite through the driver: UTCDateTime's text
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def publish(
@@ -183,17 +215,21 @@ def publish(
     # and must not win: it goes, and ours goes in. (Looked for unless our insert surely went
     # in, not before every insert: a fresh key, the usual case, runs one statement.)
     row = _entry_row(entry)
+    insert = "entry"
+    if batch is not None:
+        insert = "entry_at"
+        row["created_at"] = row["last_used_at"] = batch.next_created()
     if (
-        tx.execute(_statement(tx, "entry"), row) != 1
+        tx.execute(_statement(tx, insert), row) != 1
         and tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id}) == 1
     ):
-        tx.execute(_statement(tx, "entry"), row)
+        tx.execute(_statement(tx, insert), row)
     winner = tx.lookup(entry.key_id)
     if winner is None:
         # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
         # (a no-op: another entry held the key) and this read, dropping that entry. The key
         # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
-        tx.execute(_statement(tx, "entry"), row)
+        tx.execute(_statement(tx, insert), row)
         winner = tx.lookup(entry.key_id)
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
@@ -269,6 +305,12 @@ def _build(dialect: str, name: str) -> Any:
         return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
             components=_json_param(dialect), created_at=utc_now(), last_used_at=utc_now(), hits=0
         )
+    if name == "entry_at":  # created at a given time (``publish_rows``)
+        return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
+            components=_json_param(dialect), hits=0
+        )
+    if name == "now":
+        return select(utc_now())
     if name == "stale_entry":
         # An entry whose artifact was tombstoned (GC) is a miss on lookup; it must not win.
         return delete(CacheEntry).where(

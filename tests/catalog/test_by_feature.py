@@ -12,6 +12,7 @@ from featurecache.catalog import Catalog
 from featurecache.catalog.database import run_write
 from featurecache.catalog.models import CacheEntry
 from featurecache.store.local import LocalStore
+from tests.catalog.factories import publication
 from tests.ops.seed import Cache
 
 
@@ -50,3 +51,26 @@ def test_clear_feature_counts_then_drops(catalog: Catalog, tmp_path: Path) -> No
     again = catalog.clear_feature("f")
     assert (again.entries, again.known) == (0, True)
     assert catalog.clear_feature("typo").known is False
+
+
+def test_a_batchs_keys_are_newest_in_the_order_they_were_published(catalog: Catalog) -> None:
+    """Rows committed together (a batch of background publishes) used to share one creation
+    time and one miss-event time (the transaction's on PostgreSQL, SQLite's clock has
+    millisecond steps): `why`'s "latest" and "nearest earlier" key then fell back to key-id
+    order. Each now comes after the one before it, batch after batch."""
+    from featurecache.catalog.records import PublishRow, UsageEvent
+
+    order = [5, 1, 4, 2, 3]  # key ids in another order than the calls'
+    for first in (0, 3):
+        pubs = [publication(n + 10 * first, feature="f") for n in order[first : first + 3]]
+        catalog.publish_batch(
+            [PublishRow(*pub.args()) for pub in pubs],
+            leases=[],
+            events=[UsageEvent("miss", p.entry.key_id, "f", None, 1, 1) for p in pubs],
+        )
+    published = [publication(n, feature="f").entry.key_id for n in order[:3]]
+    published += [publication(n + 30, feature="f").entry.key_id for n in order[3:]]
+    newest = [entry.key_id for entry in catalog.newest_entries("f", 10)]
+    assert newest == published[::-1]
+    # By their miss events too (`why`'s latest key): each at its entry's creation.
+    assert [entry.key_id for entry in catalog.recent_entries("f", 10)] == published[::-1]
