@@ -293,8 +293,40 @@ print(json.dumps({"rows": t.num_rows, "session": _session()}))
     assert again == {"rows": 20, "session": {"hits": 0, "misses": 1}}
 
 
+# Where a publishing child is killed: half-way through writing a file (a result over
+# parquet.SMALL_TABLE_BYTES), or with a small result's temp file written from memory and not
+# yet made durable.
+_KILLED_WHILE = {
+    "writing": (
+        5000,
+        """
+import featurecache.parquet as aio
+real = aio.write_parquet
+def crash_midway(table, path, settings, **kw):
+    real(table, path, settings, **kw)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    open(MARKER, "w").close()
+    time.sleep(600)
+aio.write_parquet = crash_midway
+""",
+    ),
+    "sealing": (
+        1000,
+        """
+import featurecache.store.local as local
+def crash_before_sealing(temp):
+    open(MARKER, "w").close()
+    time.sleep(600)
+local._seal = crash_before_sealing
+""",
+    ),
+}
+
+
 @pytest.mark.slow  # SIGKILLs a publishing process
-def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path):
+@pytest.mark.parametrize("phase", sorted(_KILLED_WHILE))
+def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path, phase):
     import os
     import signal
     import subprocess
@@ -304,19 +336,13 @@ def test_sigkill_while_publishing_leaves_no_artifact_and_no_row(tmp_path):
     project = Project.create(tmp_path / "proj")
     project.write("features.py", FEATURES)
     marker = tmp_path / "writing"
+    rows, hook = _KILLED_WHILE[phase]
     script = f"""
 import time
-import featurecache.parquet as aio
-real = aio.write_parquet
-def crash_midway(table, path, settings, **kw):
-    real(table, path, settings, **kw)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    open({str(marker)!r}, "w").close()
-    time.sleep(600)
-aio.write_parquet = crash_midway
+MARKER = {str(marker)!r}
+{hook}
 from features import polars_feature
-polars_feature(1000)
+polars_feature({rows})
 """
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -347,15 +373,15 @@ print(json.dumps({"artifacts": len(list_artifacts())}))
     assert state == {"artifacts": 0}
     again = project.run_json(
         SESSION
-        + """
+        + f"""
 from features import polars_feature
-df = polars_feature(1000)
-print(json.dumps({"rows": df.height, "session": _session()}))
+df = polars_feature({rows})
+print(json.dumps({{"rows": df.height, "session": _session()}}))
 """,
         FEATURECACHE_LEASE_SECONDS="2",
         FEATURECACHE_HEARTBEAT_SECONDS="0.5",
     )
-    assert again == {"rows": 1000, "session": {"hits": 0, "misses": 1}}
+    assert again == {"rows": rows, "session": {"hits": 0, "misses": 1}}
 
 
 # -- methods: ``self`` is an argument, static methods never bind ----------------------------
