@@ -150,8 +150,9 @@ _VIEWS_LARGE = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_
 
 
 def _views_stored_large(schema: pa.Schema) -> pa.Schema | None:
-    """The schema polars' types are stored under when ``schema``'s top-level string and
-    binary views are its only columns of a polars type, with at least one view; else None."""
+    """The schema to store a table of ``schema`` under, when the only columns whose type
+    polars' writer stores differently are top-level string or binary views (one at least);
+    else None."""
     types = schema.types
     if not any(t in _VIEWS_LARGE for t in types):
         return None

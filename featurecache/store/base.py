@@ -82,9 +82,9 @@ class ArtifactStore(Protocol):
     def publish(self, artifact_id: str, write: Callable[[Path], None]) -> StoredFile:
         """Write-once publish. ``write(path)`` writes the Parquet file at a local temp path
         (``Encoded``: the file's bytes, in memory); the store makes it durable and visible
-        under the artifact id atomically. When the id
-        already exists, the temp file is discarded and the existing file is returned
-        (``created=False``). Raises ``StoreError`` when nothing could be published."""
+        under the artifact id atomically. When the id already exists, the temp file is
+        discarded and the existing file is returned (``created=False``). Raises
+        ``StoreError`` when nothing could be published."""
         ...
 
     def publish_many(
