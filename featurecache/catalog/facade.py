@@ -127,8 +127,9 @@ class Catalog:
         # Whether a lease was ever taken through this catalog: a process that never took one
         # has none to release at exit (and need not open the engine to say so).
         self._leased = False
-        # When the last batch's last entry was created (``writes.publish_rows``).
+        # When the last entry this catalog created was created (``writes.publish_rows``).
         self._created_after: datetime | None = None
+        self._created_lock = threading.Lock()
         # Opened read-only because nothing could be written next to it (``open``): callers
         # take no leases and record nothing.
         self.read_only = False
@@ -336,11 +337,14 @@ class Catalog:
         returned: callers must use the returned Hit, not their own result."""
         from featurecache.catalog import writes
 
-        return self._write(
-            lambda tx: writes.publish(tx, entry, artifact, lineage, code, parts),
+        row = PublishRow(entry, artifact, lineage, code, tuple(parts))
+        hits, created = self._write(
+            lambda tx: writes.publish_rows(tx, [row], after=self._created_after),
             what=f"publishing {entry.feature}",
             direct=not parts,
         )
+        self._created(created)
+        return hits[0]
 
     def publish_batch(
         self,
@@ -374,9 +378,16 @@ class Catalog:
             return hits, created
 
         hits, created = self._write(work, what=f"publishing {len(rows)} results")
-        if created:
-            self._created_after = created[-1]
+        self._created(created)
         return hits
+
+    def _created(self, created: Sequence[datetime]) -> None:
+        """Note the creation times a committed publish gave its entries: the next ones come
+        after them (``writes.publish_rows``). Publishes commit on several threads."""
+        with self._created_lock:
+            latest = max(created, default=None)
+            if latest is not None and (self._created_after is None or latest > self._created_after):
+                self._created_after = latest
 
     def replace(
         self,
@@ -390,11 +401,14 @@ class Catalog:
         a file its body read has changed), atomically (``catalog.replace``)."""
         from featurecache.catalog.replace import replace_entry
 
-        return self._write(
-            lambda tx: replace_entry(tx, entry, artifact, lineage, code, parts),
+        row = PublishRow(entry, artifact, lineage, code, tuple(parts))
+        hit, created = self._write(
+            lambda tx: replace_entry(tx, row, after=self._created_after),
             what=f"replacing the entry of {entry.feature}",
             direct=not parts,
         )
+        self._created([created])
+        return hit
 
     def newest_entries(self, feature: str, limit: int) -> list[EntryRecord]:
         """``feature``'s most recently created keys, newest first (at most ``limit``)."""

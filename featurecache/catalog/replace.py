@@ -11,35 +11,26 @@ unused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import bindparam, delete
 
 from featurecache.catalog.models import CacheEntry
-from featurecache.catalog.records import (
-    ArtifactRecord,
-    CodeVersionRecord,
-    EntryRecord,
-    Hit,
-    LineageEdge,
-)
+from featurecache.catalog.records import Hit, PublishRow
 from featurecache.catalog.tx import Tx
-from featurecache.catalog.writes import publish
+from featurecache.catalog.writes import publish_rows
 
 _DROP_ENTRY = delete(CacheEntry).where(CacheEntry.key_id == bindparam("key_id"))
 
 
 def replace_entry(
-    tx: Tx,
-    entry: EntryRecord,
-    artifact: ArtifactRecord,
-    lineage: Sequence[LineageEdge],
-    code: CodeVersionRecord,
-    parts: Sequence[ArtifactRecord] = (),
-) -> Hit:
-    """Record ``artifact`` under ``entry.key_id`` in place of whatever entry the key had;
+    tx: Tx, row: PublishRow, *, after: datetime | None = None
+) -> tuple[Hit, datetime]:
+    """Record ``row``'s artifact under its key in place of whatever entry the key had;
     returns the entry now committed (ours, unless a concurrent replace committed after
     our delete and before our insert: PostgreSQL READ COMMITTED; then theirs, which is
-    re-validated like any entry on its next lookup)."""
-    tx.execute(_DROP_ENTRY, {"key_id": entry.key_id})
-    return publish(tx, entry, artifact, lineage, code, parts)
+    re-validated like any entry on its next lookup), and when ours was created
+    (``writes.publish_rows``, ``after``)."""
+    tx.execute(_DROP_ENTRY, {"key_id": row.entry.key_id})
+    hits, created = publish_rows(tx, [row], after=after)
+    return hits[0], created[0]

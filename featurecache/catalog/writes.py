@@ -116,9 +116,10 @@ class Batch:
         return self.created
 
 
-# Entries committed together are created a microsecond apart, in the order they were
-# published: the database clock gives them all one time (the transaction's on PostgreSQL;
-# SQLite's steps in milliseconds), and "the newest key" and "the nearest earlier one"
+# Entries are created a microsecond apart, in the order they were published, after the last
+# one the catalog created: the database clock gives the rows of one transaction one time (the
+# transaction's on PostgreSQL; SQLite's steps in milliseconds, so a publish right after a
+# batch may read the same time), and "the newest key" and "the nearest earlier one"
 # (``by_feature.newest_entries``, ``featurecache why``) are creation order.
 _TICK = timedelta(microseconds=1)
 
@@ -128,8 +129,9 @@ def publish_rows(
 ) -> tuple[list[Hit], list[datetime]]:
     """``publish`` of each row in turn, in one transaction; the winning Hit of each, and the
     creation time given to each row's entry. Entries are created in row order by the database
-    clock, a microsecond apart, and after ``after`` (the last batch's last, which may have
-    committed in the same millisecond). A batch is mostly of one feature and code version: their
+    clock, a microsecond apart, and after ``after`` (the last the catalog created, which may
+    have committed in the same millisecond): every publish goes through here, one row or a
+    batch of them. A batch is mostly of one feature and code version: their
     insert-if-absent statements run once per distinct name and digest (run again, they would
     change nothing: no statement of a publish, nor of any other transaction, deletes those
     rows)."""
@@ -162,13 +164,13 @@ def publish(
     code: CodeVersionRecord,
     parts: Sequence[ArtifactRecord] = (),
     *,
-    batch: Batch | None = None,
+    batch: Batch,
 ) -> Hit:
-    """Record a computed artifact under ``entry.key_id``; returns the winning Hit (ours, or
-    the entry another process published first). A composite ``artifact`` comes with its
-    ``parts`` (already durable in the store), recorded in the same transaction. In a
-    ``batch`` (``publish_rows``), what the batch has inserted already is not inserted again,
-    and the lineage is left to the batch."""
+    """Record a computed artifact under ``entry.key_id``, as a row of ``batch``
+    (``publish_rows``, which calls it); returns the winning Hit (ours, or the entry another
+    process published first). A composite ``artifact`` comes with its ``parts`` (already
+    durable in the store), recorded in the same transaction. What the batch has inserted
+    already is not inserted again, and the lineage is left to the batch."""
     if entry.artifact_id != artifact.artifact_id:
         raise ValueError(
             f"entry {entry.key_id} points at {entry.artifact_id}, not {artifact.artifact_id}"
@@ -207,49 +209,42 @@ def publish(
         }
         for edge in lineage
     ]
-    if batch is not None:
-        batch.edges += edges
-    elif edges:
-        tx.execute(_statement(tx, "lineage"), edges)
+    batch.edges += edges
     # The key may have an entry. One whose artifact was tombstoned (GC) is a miss on lookup
     # and must not win: it goes, and ours goes in. (Looked for unless our insert surely went
     # in, not before every insert: a fresh key, the usual case, runs one statement.)
-    row = _entry_row(entry)
-    insert = "entry"
-    if batch is not None:
-        insert = "entry_at"
-        row["created_at"] = row["last_used_at"] = batch.next_created()
+    row = _entry_row(entry, batch.next_created())
     if (
-        tx.execute(_statement(tx, insert), row) != 1
+        tx.execute(_statement(tx, "entry"), row) != 1
         and tx.execute(_statement(tx, "stale_entry"), {"key_id": entry.key_id}) == 1
     ):
-        tx.execute(_statement(tx, insert), row)
+        tx.execute(_statement(tx, "entry"), row)
     winner = tx.lookup(entry.key_id)
     if winner is None:
         # PostgreSQL (READ COMMITTED): a GC or forget_artifact committed between our insert
         # (a no-op: another entry held the key) and this read, dropping that entry. The key
         # is free again, so ours goes in; a reader must not fail because of a concurrent GC.
-        tx.execute(_statement(tx, insert), row)
+        tx.execute(_statement(tx, "entry"), row)
         winner = tx.lookup(entry.key_id)
     if winner is None:
         raise CatalogError(f"the entry for key {entry.key_id} vanished while publishing it")
     return winner
 
 
-def _first_time(batch: Batch | None, table: str, key: str) -> bool:
+def _first_time(batch: Batch, table: str, key: str) -> bool:
     """Whether this transaction is yet to insert ``key`` into ``table`` (noting that it now
-    will); always true outside a batch."""
-    if batch is None:
-        return True
+    will)."""
     if (table, key) in batch.inserted:
         return False
     batch.inserted.add((table, key))
     return True
 
 
-def _entry_row(entry: EntryRecord) -> dict[str, Any]:
+def _entry_row(entry: EntryRecord, created: datetime) -> dict[str, Any]:
     """The parameters of the ``entry`` statement."""
     return {
+        "created_at": created,
+        "last_used_at": created,
         "key_id": entry.key_id,
         "feature": entry.feature,
         "code_digest": entry.code_digest,
@@ -301,11 +296,7 @@ def _build(dialect: str, name: str) -> Any:
         return insert_if_absent(dialect, ArtifactPart, ["composite_id", "position"])
     if name == "lineage":
         return insert_if_absent(dialect, ArtifactInput, ["artifact_id", "argument"])
-    if name == "entry":
-        return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
-            components=_json_param(dialect), created_at=utc_now(), last_used_at=utc_now(), hits=0
-        )
-    if name == "entry_at":  # created at a given time (``publish_rows``)
+    if name == "entry":  # created when ``publish_rows`` says
         return insert_if_absent(dialect, CacheEntry, ["key_id"]).values(
             components=_json_param(dialect), hits=0
         )

@@ -74,3 +74,25 @@ def test_a_batchs_keys_are_newest_in_the_order_they_were_published(catalog: Cata
     assert newest == published[::-1]
     # By their miss events too (`why`'s latest key): each at its entry's creation.
     assert [entry.key_id for entry in catalog.recent_entries("f", 10)] == published[::-1]
+
+
+def test_an_entry_published_alone_comes_after_the_last_batchs(catalog: Catalog) -> None:
+    """Every entry this catalog creates comes after the last one it created, alone or in a
+    batch: a result published alone right after a batch (in the same millisecond on SQLite,
+    where the batch's rows are a microsecond apart) must not read as older than them."""
+    from featurecache.catalog.records import PublishRow, UsageEvent
+
+    pubs = [publication(n, feature="f") for n in (1, 2)]
+    catalog.publish_batch(
+        [PublishRow(*pub.args()) for pub in pubs],
+        leases=[],
+        events=[UsageEvent("miss", p.entry.key_id, "f", None, 1, 1) for p in pubs],
+    )
+    # As if the batch's last row had been stamped after what the database clock reads next
+    # (the same millisecond): the next entry must still come after it.
+    last = datetime.now(UTC) + timedelta(hours=1)
+    catalog._created_after = last
+    alone = publication(3, feature="f")
+    hit = catalog.publish(*alone.args())
+    assert hit.entry.created_at is not None and hit.entry.created_at > last
+    assert [e.key_id for e in catalog.newest_entries("f", 3)][0] == alone.entry.key_id
