@@ -181,7 +181,7 @@ class Publisher:
         self._draining = False  # a _drain task is queued or running
         self._executor: ThreadPoolExecutor | None = None
         self._committer: ThreadPoolExecutor | None = None  # ``_commit_batch`` (``_drain``)
-        self._last_miss = 0.0  # monotonic: when a job was last submitted or a miss ended
+        self._last_miss = 0.0  # monotonic: when a miss last ended (jobs are submitted in one)
         self._queued_since = 0.0  # when the queue last went from empty to not
         self._waiters = 0  # callers blocked until some publish ends: no more quiet wait
         self._queued_bytes = 0  # of the queued jobs' tables
@@ -438,10 +438,8 @@ class Publisher:
                         1, thread_name_prefix="featurecache-commit"
                     )
                     background.register(self)
-                now = time.monotonic()
                 if not self._queue:
-                    self._queued_since = now
-                self._last_miss = now
+                    self._queued_since = time.monotonic()
                 self._queue.append((job, future))
                 self._queued_bytes += _table_bytes(job)
                 self._pending[job.key.key_id] = future
@@ -475,14 +473,16 @@ class Publisher:
                         self._draining = False
                         return
                 if len(batch) == 1:
-                    self._settled(batch, functools.partial(self._run_into, *batch[0]))
+                    self._run_into(*batch[0])  # sets its future whatever happens
                     continue
                 stored = self._settled(batch, functools.partial(self._store_batch, batch))
+                if not stored:
+                    continue  # every job already failed, or was published alone
                 if committing is not None:
                     committing.result()  # one transaction at a time
                 assert self._committer is not None
                 committing = self._committer.submit(
-                    self._settled, batch, functools.partial(self._commit_batch, stored or [])
+                    self._settled, batch, functools.partial(self._commit_batch, stored)
                 )
         finally:
             if committing is not None:
@@ -651,7 +651,10 @@ def _stored_record(
 def _miss_event(job: PublishJob, hit: Hit | None) -> UsageEvent:
     """The usage event of ``job``'s miss: the winning artifact's (``hit``), or, in a batch,
     the job's own, which the catalog replaces with the winner's when another process
-    published the key first."""
+    published the key first. Once its own entry is in, it happened when that entry was
+    created (the catalog stamps a batch's events so too): events, like entries, are then in
+    the order of the calls, which the database clock alone may not tell apart."""
+    ours = hit is not None and hit.artifact.artifact_id == job.artifact_id
     return UsageEvent(
         "miss",
         job.key.key_id,
@@ -659,4 +662,5 @@ def _miss_event(job: PublishJob, hit: Hit | None) -> UsageEvent:
         job.artifact_id if hit is None else hit.artifact.artifact_id,
         time.perf_counter() - job.started,
         job.compute_seconds,
+        at=hit.entry.created_at if ours and hit is not None else None,
     )

@@ -450,15 +450,49 @@ def test_waiting_for_a_publish_does_not_wait_for_quiet(
     monkeypatch.setattr(publish, "_MAX_DELAY_SECONDS", 600.0)
     fc = _cache(tmp_path)
     feature = fc.cached_feature(_numbers)
+
+    def done_within_30_s(work: Callable[[], object]) -> None:
+        # Were the wait for quiet not cut short, ``work`` would end only after 600 s.
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive()
+
     try:
         feature(1)
-        assert feature(1).equals(_numbers(1))  # waits for its own key's publish: a hit
+        # Waits for its own key's publish, then hits.
+        done_within_30_s(lambda: feature(1))
         assert (fc.engine.session.hits, fc.engine.session.misses) == (1, 1)
         feature(2)
-        flushed = threading.Thread(target=fc.engine.flush)
-        flushed.start()
-        flushed.join(30)
-        assert not flushed.is_alive()
+        done_within_30_s(fc.engine.flush)
         assert _published(fc, fc.engine.key_for(feature, (2,), {})[0].key_id)
     finally:
         fc.close()
+
+
+def test_a_miss_event_is_at_its_entrys_creation(tmp_path: Path) -> None:
+    """Entries are stamped in call order after the last one the catalog created (even ahead
+    of the database clock, within a millisecond); each miss event is stamped with its entry's
+    time, so events and entries tell the same order (``queries.recent_entries``)."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    fc = _cache(tmp_path, background_publish=False)
+    feature = fc.cached_feature(_numbers)
+    try:
+        ahead = datetime.now(UTC) + timedelta(hours=1)
+        fc.engine.catalog._created_after = ahead
+        feature(1)
+        fc.engine.flush()
+        key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
+    finally:
+        fc.close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        created = conn.execute(
+            "SELECT created_at FROM cache_entries WHERE key_id = ?", (key_id,)
+        ).fetchone()
+        events = conn.execute(
+            "SELECT at FROM usage_events WHERE key_id = ? AND kind = 'miss'", (key_id,)
+        ).fetchall()
+    assert created[0] > ahead.replace(tzinfo=None).isoformat(sep=" ")  # stamped after it
+    assert events == [created]
