@@ -184,16 +184,7 @@ class LocalStore:
         """``_written_temp`` of bytes in memory: written on the new temp file's descriptor,
         which stays open for ``_seal``, and hashed here: no reopen, no mapping and no read
         back of its own file."""
-        name = shard / f"{TEMP_PREFIX}{secrets.token_hex(8)}{ARTIFACT_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        try:
-            try:
-                fd = os.open(name, flags, 0o600)
-            except FileNotFoundError:  # the first artifact of this shard
-                self._make_dir(shard)
-                fd = os.open(name, flags, 0o600)
-        except OSError as exc:
-            raise _temp_error(shard, exc) from exc
+        name, fd = self._open_temp(shard)
         shards.add(shard)
         temp = _Temp(name, fd, (len(data), digest_bytes(data)))
         try:
@@ -229,13 +220,25 @@ class LocalStore:
             return exc
 
     def _new_temp(self, shard: Path) -> Path:
-        try:
-            self._make_dir(shard)
-            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARTIFACT_SUFFIX, dir=shard)
-        except OSError as exc:
-            raise _temp_error(shard, exc) from exc
+        name, fd = self._open_temp(shard)
         os.close(fd)
-        return Path(name)
+        return name
+
+    def _open_temp(self, shard: Path) -> tuple[Path, int]:
+        """A new temp file in ``shard`` (made if need be), open for writing."""
+        name = shard / f"{TEMP_PREFIX}{secrets.token_hex(8)}{ARTIFACT_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            try:
+                return name, os.open(name, flags, 0o600)
+            except FileNotFoundError:  # the first artifact of this shard
+                self._make_dir(shard)
+                return name, os.open(name, flags, 0o600)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create a temp file in {shard} ({exc.strerror or exc}); check that the "
+                "artifact store directory is writable (FEATURECACHE_STORE)"
+            ) from exc
 
     def _make_dir(self, folder: Path) -> None:
         if folder.is_dir():
@@ -639,13 +642,6 @@ def _out_of_space(exc: BaseException, folder: Path) -> bool:
         return os.statvfs(folder).f_bavail == 0
     except (OSError, AttributeError):
         return False
-
-
-def _temp_error(shard: Path, exc: OSError) -> StoreError:
-    return StoreError(
-        f"cannot create a temp file in {shard} ({exc.strerror or exc}); check that the "
-        "artifact store directory is writable (FEATURECACHE_STORE)"
-    )
 
 
 def _store_error(message: str, cause: BaseException) -> StoreError:
