@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -438,6 +440,7 @@ class Publisher:
                         1, thread_name_prefix="featurecache-commit"
                     )
                     background.register(self)
+                    _running.add(self)
                 if not self._queue:
                     self._queued_since = time.monotonic()
                 self._queue.append((job, future))
@@ -609,6 +612,7 @@ class Publisher:
         if executor is not None:
             executor.shutdown(wait=True)  # its last drain waits for its last commit
             background.unregister(self)
+            _running.discard(self)
         if committer is not None:
             committer.shutdown(wait=True)
 
@@ -624,6 +628,21 @@ class Publisher:
         self._draining = False
         self._executor = None
         self._committer = None
+
+
+# Publishers with a publish thread. A fork waits for their pending publishes: the publish
+# thread encodes with pyarrow, and a child forked while it held one of pyarrow's locks hung
+# in its first Parquet write (a pool worker forked right after a burst of misses, whose
+# publishes were still held back).
+_running: weakref.WeakSet[Publisher] = weakref.WeakSet()
+
+
+def _flush_before_fork() -> None:
+    for publisher in list(_running):
+        publisher.flush()
+
+
+os.register_at_fork(before=_flush_before_fork)
 
 
 def _table_bytes(job: PublishJob) -> int:

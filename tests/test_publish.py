@@ -496,3 +496,28 @@ def test_a_miss_event_is_at_its_entrys_creation(tmp_path: Path) -> None:
         ).fetchall()
     assert created[0] > ahead.replace(tzinfo=None).isoformat(sep=" ")  # stamped after it
     assert events == [created]
+
+
+def test_a_fork_waits_for_the_pending_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked while the publish thread encodes could inherit one of pyarrow's locks
+    held and hang in its first Parquet write (seen: a pool worker forked right after a burst
+    of misses). So a fork waits until every pending publish is done."""
+    import os
+
+    monkeypatch.setattr(publish, "_QUIET_SECONDS", 600.0)
+    monkeypatch.setattr(publish, "_MAX_DELAY_SECONDS", 600.0)
+    fc = _cache(tmp_path)
+    feature = fc.cached_feature(_numbers)
+    try:
+        feature(1)  # held back: only a waiter (here, the fork) has it published now
+        key_id = fc.engine.key_for(feature, (1,), {})[0].key_id
+        assert not _published(fc, key_id)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert _published(fc, key_id)
+    finally:
+        fc.close()
